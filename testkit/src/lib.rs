@@ -1,0 +1,51 @@
+//! Test servers and helpers shared by grpc-pool's tests, examples and benchmarks.
+//!
+//! Not published. Everything binds to `127.0.0.1` (port 0 unless a test restarts a server on
+//! the port it had).
+
+mod killable;
+pub mod server;
+
+pub use server::{ConnStats, EchoServer, EchoServerBuilder, EchoService, ServerStats};
+
+/// Generated messages, client and server of `grpcpool.test.v1.Echo`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("grpcpool.test.v1");
+}
+
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 5 ms until it holds or `deadline` passes; returns whether it held.
+///
+/// Tests assert on the result, so a condition that never holds fails instead of hanging.
+pub async fn wait_until(mut cond: impl FnMut() -> bool, deadline: Duration) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Like [`wait_until`] for an async condition.
+pub async fn wait_until_async<F, Fut>(mut cond: F, deadline: Duration) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
