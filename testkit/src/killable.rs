@@ -20,26 +20,40 @@ pub(crate) struct KillableIo {
 
 impl KillableIo {
     pub(crate) fn new(inner: TcpStream, token: CancellationToken) -> Self {
-        Self { inner, killed: Box::pin(token.cancelled_owned()) }
+        Self {
+            inner,
+            killed: Box::pin(token.cancelled_owned()),
+        }
     }
 
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         match self.killed.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(io::ErrorKind::ConnectionReset, "server killed")),
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "server killed",
+            )),
             Poll::Pending => Ok(()),
         }
     }
 }
 
 impl AsyncRead for KillableIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check(cx)?;
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for KillableIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check(cx)?;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -3,9 +3,17 @@
 //! Not published. Everything binds to `127.0.0.1` (port 0 unless a test restarts a server on
 //! the port it had).
 
+pub mod certs;
+pub mod child;
+pub mod fault;
 mod killable;
+pub mod load;
 pub mod server;
 
+pub use certs::{CertFiles, TestCerts};
+pub use child::{ChildOptions, ChildServer};
+pub use fault::{FaultMode, FaultProxy};
+pub use load::{CallOutcome, Tally};
 pub use server::{ConnStats, EchoServer, EchoServerBuilder, EchoService, ServerStats};
 
 /// Generated messages, client and server of `grpcpool.test.v1.Echo`.

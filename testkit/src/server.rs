@@ -68,7 +68,11 @@ impl ServerStats {
     }
     /// Highest concurrency seen on any single connection.
     pub fn max_concurrent_per_connection(&self) -> u64 {
-        self.connections().values().map(|c| c.max_concurrent).max().unwrap_or(0)
+        self.connections()
+            .values()
+            .map(|c| c.max_concurrent)
+            .max()
+            .unwrap_or(0)
     }
     /// Records the value of metadata `key` of every later call (see [`ServerStats::headers`]).
     pub fn record_header(&self, key: &str) {
@@ -76,12 +80,20 @@ impl ServerStats {
     }
     /// `(method, value)` of the recorded header for every call since [`ServerStats::record_header`].
     pub fn headers(&self) -> Vec<(String, String)> {
-        self.headers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.headers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn enter<T>(self: &Arc<Self>, method: &str, req: &Request<T>) -> CallGuard {
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        if let Some(key) = self.record_header.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        if let Some(key) = self
+            .record_header
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+        {
             let value = req
                 .metadata()
                 .get(key)
@@ -101,7 +113,11 @@ impl ServerStats {
             c.calls += 1;
             c.max_concurrent = c.max_concurrent.max(c.current);
         }
-        CallGuard { stats: self.clone(), peer, done: false }
+        CallGuard {
+            stats: self.clone(),
+            peer,
+            done: false,
+        }
     }
 }
 
@@ -120,7 +136,11 @@ impl CallGuard {
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let counter = if self.done { &self.stats.completed } else { &self.stats.cancelled };
+        let counter = if self.done {
+            &self.stats.completed
+        } else {
+            &self.stats.cancelled
+        };
         counter.fetch_add(1, Ordering::SeqCst);
         let mut conns = self.stats.conns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = conns.get_mut(&self.peer) {
@@ -139,7 +159,11 @@ pub struct EchoService {
 
 impl EchoService {
     async fn pause(&self, ms: u32) {
-        let d = if ms > 0 { Duration::from_millis(ms.into()) } else { self.delay };
+        let d = if ms > 0 {
+            Duration::from_millis(ms.into())
+        } else {
+            self.delay
+        };
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
@@ -149,7 +173,10 @@ impl EchoService {
             return Err(Status::unavailable("server set to fail every call"));
         }
         if code != 0 {
-            return Err(Status::new(tonic::Code::from_i32(code), "requested failure"));
+            return Err(Status::new(
+                tonic::Code::from_i32(code),
+                "requested failure",
+            ));
         }
         Ok(())
     }
@@ -167,7 +194,11 @@ impl Echo for EchoService {
         let result = self.check_fail(req.fail_code);
         guard.done();
         result?;
-        Ok(Response::new(EchoReply { message: req.message, peer, count: 1 }))
+        Ok(Response::new(EchoReply {
+            message: req.message,
+            peer,
+            count: 1,
+        }))
     }
 
     type ServerStreamStream = ReplyStream;
@@ -185,7 +216,11 @@ impl Echo for EchoService {
                 if i > 0 && !interval.is_zero() {
                     tokio::time::sleep(interval).await;
                 }
-                let reply = EchoReply { message: req.message.clone(), peer: peer.clone(), count: i.into() };
+                let reply = EchoReply {
+                    message: req.message.clone(),
+                    peer: peer.clone(),
+                    count: i.into(),
+                };
                 if tx.send(Ok(reply)).await.is_err() {
                     return; // client went away: the guard counts a cancel
                 }
@@ -211,7 +246,11 @@ impl Echo for EchoService {
             last = msg.message;
         }
         guard.done();
-        Ok(Response::new(EchoReply { message: last, peer, count }))
+        Ok(Response::new(EchoReply {
+            message: last,
+            peer,
+            count,
+        }))
     }
 
     type BidiStream = ReplyStream;
@@ -231,8 +270,11 @@ impl Echo for EchoService {
                     Ok(m) => {
                         this.pause(m.delay_ms).await;
                         count += 1;
-                        this.check_fail(m.fail_code)
-                            .map(|()| EchoReply { message: m.message, peer: peer.clone(), count })
+                        this.check_fail(m.fail_code).map(|()| EchoReply {
+                            message: m.message,
+                            peer: peer.clone(),
+                            count,
+                        })
                     }
                     Err(status) => Err(status),
                 };
@@ -257,10 +299,12 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let task = tokio::spawn(body(tx));
     let abort = AbortOnDrop(task);
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
-        let _keep = &abort;
-        item
-    }))
+    Box::pin(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
+            let _keep = &abort;
+            item
+        }),
+    )
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -321,11 +365,16 @@ impl EchoServerBuilder {
 
     /// Binds and serves in a background task.
     pub async fn start(self) -> std::io::Result<EchoServer> {
-        let listener = TcpListener::bind(self.addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())).await?;
+        let listener =
+            TcpListener::bind(self.addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(ServerStats::default());
         let failing = Arc::new(AtomicBool::new(false));
-        let service = EchoService { stats: stats.clone(), delay: self.delay, failing: failing.clone() };
+        let service = EchoService {
+            stats: stats.clone(),
+            delay: self.delay,
+            failing: failing.clone(),
+        };
 
         let mut builder = Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
@@ -341,7 +390,9 @@ impl EchoServerBuilder {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<EchoGrpcServer<EchoService>>().await;
         let router = if self.health {
-            builder.add_service(health_service).add_service(EchoGrpcServer::new(service))
+            builder
+                .add_service(health_service)
+                .add_service(EchoGrpcServer::new(service))
         } else {
             builder.add_service(EchoGrpcServer::new(service))
         };
@@ -357,7 +408,15 @@ impl EchoServerBuilder {
                 })
                 .await;
         });
-        Ok(EchoServer { addr, stats, reporter, failing, kill, shutdown: Some(tx), task: Some(task) })
+        Ok(EchoServer {
+            addr,
+            stats,
+            reporter,
+            failing,
+            kill,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 }
 
@@ -396,12 +455,20 @@ impl EchoServer {
     }
     /// Sets the health status of "" and of the Echo service.
     pub async fn set_serving(&self, serving: bool) {
-        let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         self.reporter.set_service_status("", status).await;
         if serving {
-            self.reporter.set_serving::<EchoGrpcServer<EchoService>>().await;
+            self.reporter
+                .set_serving::<EchoGrpcServer<EchoService>>()
+                .await;
         } else {
-            self.reporter.set_not_serving::<EchoGrpcServer<EchoService>>().await;
+            self.reporter
+                .set_not_serving::<EchoGrpcServer<EchoService>>()
+                .await;
         }
     }
     /// Makes every call fail with `UNAVAILABLE` (or succeed again).

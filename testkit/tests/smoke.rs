@@ -10,10 +10,20 @@ async fn echo_server_counts_calls_and_dies_when_killed() {
     let server = EchoServer::start().await.unwrap();
     let addr = server.addr();
     let mut client = EchoClient::connect(server.uri()).await.unwrap();
-    let reply = client.unary(EchoRequest { message: "hi".into(), ..Default::default() }).await.unwrap();
+    let reply = client
+        .unary(EchoRequest {
+            message: "hi".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(reply.get_ref().message, "hi");
     let mut stream = client
-        .server_stream(StreamRequest { message: "s".into(), count: 3, interval_ms: 1 })
+        .server_stream(StreamRequest {
+            message: "s".into(),
+            count: 3,
+            interval_ms: 1,
+        })
         .await
         .unwrap()
         .into_inner();

@@ -1,0 +1,55 @@
+//! The `pool` contender: grpc-pool through the generated `PooledBenchClient`, with the
+//! `local` preset's defaults and `size` = N. Nothing is tuned for the benchmark.
+
+use std::time::Duration;
+
+use grpc_pool::{Pool, PoolConfig};
+use tonic::Status;
+
+use crate::contenders::BoxError;
+use pool_bench::pb::{FeedRequest, PooledBenchClient, WorkReply, WorkRequest};
+
+/// The configuration every `pool` contender uses.
+pub(crate) fn config(port: u16, size: usize) -> Result<PoolConfig, BoxError> {
+    Ok(PoolConfig::local("127.0.0.1", port).size(size).build()?)
+}
+
+/// The reconnect backoff base delay of that configuration (the recovery target adds 200 ms).
+pub(crate) fn base_delay() -> Duration {
+    config(1, 1)
+        .map(|c| c.retry().base_delay)
+        .unwrap_or(Duration::ZERO)
+}
+
+pub(crate) struct PoolContender {
+    client: PooledBenchClient,
+}
+
+impl PoolContender {
+    /// `Pool::start` (returns once a channel is READY) and the generated client over it.
+    pub(crate) async fn start(uri: &str, size: usize) -> Result<PoolContender, BoxError> {
+        let port = uri
+            .parse::<tonic::codegen::http::Uri>()?
+            .port_u16()
+            .ok_or_else(|| format!("no port in {uri}"))?;
+        let pool = Pool::start(config(port, size)?).await?;
+        Ok(PoolContender {
+            client: PooledBenchClient::new(pool),
+        })
+    }
+
+    pub(crate) async fn work(&self, request: WorkRequest) -> Result<WorkReply, Status> {
+        Ok(self.client.work(request).await?.into_inner())
+    }
+
+    pub(crate) async fn feed(
+        &self,
+        request: FeedRequest,
+    ) -> Result<tonic::Streaming<WorkReply>, Status> {
+        Ok(self.client.feed(request).await?.into_inner())
+    }
+
+    pub(crate) async fn shutdown(self) {
+        self.client.pool().shutdown().await;
+    }
+}

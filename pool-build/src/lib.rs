@@ -1,0 +1,82 @@
+//! `build.rs` helper of [grpc-pool](https://docs.rs/grpc-pool): compiles `.proto` files into
+//! prost messages, tonic's `XClient`/`XServer`, and a pooled `PooledXClient` per service.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     grpc_pool_build::compile_protos(&["proto/users.proto"], &["proto"])?;
+//!     // or, with options:
+//!     grpc_pool_build::configure()
+//!         .build_server(false)
+//!         .compile_protos(&["proto/users.proto"], &["proto"])?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Then, in the crate (which depends on `grpc-pool`, `tonic`, `tonic-prost`, `prost` and, for
+//! well-known types, `prost-types`):
+//!
+//! ```ignore
+//! #[grpc_pool::grpc_pool(name = "users", size = 4)]
+//! pub mod users {
+//!     grpc_pool::include_proto!("users.v1");
+//! }
+//! ```
+//!
+//! Protos are parsed by [`protox`] (pure Rust, no `protoc`); `google/protobuf/*.proto` can be
+//! imported without shipping them. Messages, `x_client` and `x_server` are tonic-prost-build's
+//! output, unchanged. `PooledXClient` is generated from the same service descriptions tonic's
+//! generator receives (tonic's text is never re-parsed); it names only
+//! `::grpc_pool::__private::...`, so it needs no imports in the user's module.
+//!
+//! Errors are `std::io::Error`s; a bad proto reports `file:line:column: message`.
+//!
+//! # What a generated call does
+//!
+//! - **Unary** methods call `grpc_pool`'s unary helper: it checks out the least-loaded READY
+//!   channel, builds tonic's `XClient` over it (with the client's `with_*` options) and makes
+//!   the call. If the call fails in a way that proves the server **never saw** the request, it
+//!   is retried once on another READY channel with a clone of the message and metadata:
+//!   the connection failed before the request was written; the server refused the stream
+//!   (HTTP/2 `REFUSED_STREAM`); or a GOAWAY's last-stream-id is below the call's stream. Any
+//!   other failure (including timeouts and resets after the request was sent) is returned
+//!   unchanged: a call that may have run is never retried.
+//! - **Streaming** methods (server, client, bidi) check out a channel once and keep it until
+//!   the stream ends or is dropped; they are never retried.
+//!
+//! # Limits
+//!
+//! `PooledXClient` wraps tonic's client, so [`Builder::build_client`]`(false)` also turns it
+//! off. An RPC whose Rust name equals one of the client's own methods (`new`, `connect`,
+//! `pool`, `with_*`) is reported as an error naming it.
+
+mod builder;
+mod error;
+mod generator;
+mod pooled_client;
+
+pub use builder::Builder;
+
+use std::io;
+use std::path::Path;
+
+/// A [`Builder`] with the defaults: messages, tonic client and server, and `PooledXClient`s,
+/// written to `$OUT_DIR`.
+#[must_use]
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// Compiles `protos` (with imports resolved against `includes`) with the default
+/// [`configure()`] settings.
+///
+/// # Errors
+///
+/// See [`Builder::compile_protos`].
+pub fn compile_protos<P, I>(protos: &[P], includes: &[I]) -> io::Result<()>
+where
+    P: AsRef<Path>,
+    I: AsRef<Path>,
+{
+    configure().compile_protos(protos, includes)
+}

@@ -1,0 +1,6 @@
+use grpc_pool::grpc_pool;
+
+#[grpc_pool(name = "users", env = "my-app")]
+pub mod users {}
+
+fn main() {}

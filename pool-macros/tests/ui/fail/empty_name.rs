@@ -1,0 +1,6 @@
+use grpc_pool::grpc_pool;
+
+#[grpc_pool(name = "")]
+pub mod users {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use grpc_pool::grpc_pool;
+
+#[grpc_pool(name = "users", preset = "staging")]
+pub mod users {}
+
+fn main() {}

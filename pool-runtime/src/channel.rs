@@ -1,0 +1,245 @@
+//! [`PooledChannel`]: a checked-out channel, usable with any tonic client, and
+//! [`PooledBody`], the response body that gives the in-flight slot back.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::body::Body;
+
+use crate::classify::{classify, NotSent, Verdict};
+use crate::error::error_chain;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::slot::{Conn, InFlight, Slot};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A hook run on every request of a pool before it is sent (per-pool interceptors; the
+/// public setter comes with issue 7).
+pub(crate) type Interceptor =
+    Arc<dyn Fn(&mut http::Request<Body>) -> Result<(), tonic::Status> + Send + Sync>;
+
+/// A channel checked out of a [`Pool`](crate::Pool): one HTTP/2 connection, shared with other
+/// calls (HTTP/2 multiplexes), counted as in flight until the response ends.
+///
+/// It is a `tower::Service<http::Request<tonic::body::Body>>`, so any tonic client takes it:
+/// `EchoClient::new(channel)`. A checkout reserves one call under
+/// `max_in_flight_per_channel`; the first request sent uses that reservation. Further
+/// requests on the same channel (or a clone, which holds no reservation) are counted but not
+/// capped, so check out once per call, as generated clients do.
+///
+/// Errors are tonic transport errors (boxed); a request that provably never reached the
+/// server carries a private mark that [`unary`](crate::__private::unary) uses to retry it.
+pub struct PooledChannel {
+    slot: Arc<Slot>,
+    channel: Channel,
+    conn_id: u64,
+    lost: CancellationToken,
+    reservation: Option<InFlight>,
+    interceptor: Option<Interceptor>,
+}
+
+impl PooledChannel {
+    pub(crate) fn new(
+        slot: Arc<Slot>,
+        conn: Arc<Conn>,
+        reservation: InFlight,
+        interceptor: Option<Interceptor>,
+    ) -> Self {
+        Self {
+            slot,
+            channel: conn.channel.clone(),
+            conn_id: conn.id,
+            lost: conn.lost.clone(),
+            reservation: Some(reservation),
+            interceptor,
+        }
+    }
+
+    /// The slot index this channel belongs to.
+    pub fn slot(&self) -> usize {
+        self.slot.index
+    }
+
+    /// The endpoint of the connection.
+    pub fn endpoint(&self) -> &str {
+        &self.slot.endpoint.display
+    }
+
+    /// The connection's process-unique id (changes when the slot reconnects).
+    pub(crate) fn connection_id(&self) -> u64 {
+        self.conn_id
+    }
+}
+
+impl Clone for PooledChannel {
+    /// A clone shares the connection but not the checkout's reservation.
+    fn clone(&self) -> Self {
+        Self {
+            slot: self.slot.clone(),
+            channel: self.channel.clone(),
+            conn_id: self.conn_id,
+            lost: self.lost.clone(),
+            reservation: None,
+            interceptor: self.interceptor.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for PooledChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledChannel")
+            .field("slot", &self.slot.index)
+            .field("endpoint", &self.slot.endpoint.display)
+            .field("connection", &self.conn_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`PooledChannel::call`].
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<PooledBody>, BoxError>> + Send>>;
+
+impl tower_service::Service<http::Request<Body>> for PooledChannel {
+    type Response = http::Response<PooledBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Capacity of the connection's request buffer, not its health: health is the
+        // worker's business (see `Slot::state`).
+        tower_service::Service::poll_ready(&mut self.channel, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let guard = match self.reservation.take() {
+            Some(reserved) => reserved,
+            None => InFlight::acquire(self.slot.clone()),
+        };
+        self.slot.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(interceptor) = &self.interceptor {
+            if let Err(status) = interceptor(&mut request) {
+                return Box::pin(async move {
+                    drop(guard);
+                    Err(Box::new(status) as BoxError)
+                });
+            }
+        }
+        let slot = self.slot.clone();
+        let lost = self.lost.clone();
+        let future = tower_service::Service::call(&mut self.channel, request);
+        Box::pin(async move {
+            match future.await {
+                Ok(response) => Ok(response.map(|body| PooledBody::new(body, guard))),
+                Err(err) => {
+                    drop(guard);
+                    slot.failures.fetch_add(1, Ordering::Relaxed);
+                    let verdict = classify(&err);
+                    if verdict.connection_lost {
+                        tracing::debug!(slot = slot.index, error = %error_chain(&err), "call saw the connection fail");
+                        lost.cancel();
+                    }
+                    Err(to_status(err, verdict))
+                }
+            }
+        })
+    }
+}
+
+/// A transport error as the call's error. Connection-level failures become `UNAVAILABLE`
+/// (as gRPC specifies for calls on a failed transport; tonic would say `UNKNOWN` or
+/// `CANCELLED`), with the transport error as the status' source; a request that was never
+/// sent also carries the [`NotSent`] mark. Other errors pass through for tonic to map.
+fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
+    if !verdict.connection_lost && !verdict.never_sent {
+        return Box::new(err);
+    }
+    let message = error_chain(&err);
+    let (message, source): (String, Arc<dyn std::error::Error + Send + Sync>) =
+        if verdict.never_sent {
+            (
+                format!("request not sent: {message}"),
+                Arc::new(NotSent::new(Box::new(err))),
+            )
+        } else {
+            (message, Arc::new(err))
+        };
+    let mut status = tonic::Status::unavailable(message);
+    status.set_source(source);
+    Box::new(status)
+}
+
+pin_project_lite::pin_project! {
+    /// The response body of a [`PooledChannel`] call: tonic's body plus the call's in-flight
+    /// slot, given back at the end of the stream, at the trailers frame (tonic stops reading
+    /// after the trailers), on an error, or when the body is dropped.
+    pub struct PooledBody {
+        #[pin]
+        inner: Body,
+        guard: Option<InFlight>,
+    }
+}
+
+impl PooledBody {
+    pub(crate) fn new(inner: Body, guard: InFlight) -> Self {
+        Self {
+            inner,
+            guard: Some(guard),
+        }
+    }
+}
+
+/// An empty body holding no call (tonic's interceptors need `Default`).
+impl Default for PooledBody {
+    fn default() -> Self {
+        Self {
+            inner: Body::default(),
+            guard: None,
+        }
+    }
+}
+
+impl fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledBody")
+            .field("in_flight", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let result = this.inner.poll_frame(cx);
+        let done = match &result {
+            Poll::Pending => false,
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers(),
+        };
+        if done {
+            this.guard.take();
+        }
+        result
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,139 @@
+//! [`PoolConfigBuilder`]: settings from code.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+use super::fields::Naming;
+use super::{PoolConfig, Preset, RetryConfig, TlsConfig};
+
+/// Builds a [`PoolConfig`] from code. Every setter returns the builder; [`build`](Self::build)
+/// checks the values.
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_pool::PoolConfig;
+///
+/// let config = PoolConfig::local("127.0.0.1", 50051)
+///     .size(8)
+///     .checkout_timeout(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(config.size(), 8);
+/// # Ok::<(), grpc_pool::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct PoolConfigBuilder {
+    config: PoolConfig,
+}
+
+impl PoolConfigBuilder {
+    pub(super) fn with_preset(preset: Preset, host: String, port: u16) -> Self {
+        Self {
+            config: PoolConfig {
+                preset: Some(preset),
+                host: Some(host),
+                port: Some(port),
+                ..PoolConfig::default()
+            },
+        }
+    }
+
+    /// Adds a backend by URI (`http://host:port` or `https://host:port`). Called again, it
+    /// adds one more backend; slots are spread over the backends evenly.
+    pub fn endpoint(mut self, uri: &str) -> Self {
+        let c = &mut self.config;
+        if c.uri.is_none() && c.host.is_none() && c.endpoints.is_empty() {
+            c.uri = Some(uri.to_owned());
+        } else {
+            c.endpoints.push(uri.to_owned());
+        }
+        self
+    }
+    /// The preset (`endpoint.type`) for unset values.
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.config.preset = Some(preset);
+        self
+    }
+    /// Number of channels.
+    pub fn size(mut self, size: usize) -> Self {
+        self.config.size = Some(size);
+        self
+    }
+    /// The pool's name (registry key, logs, errors).
+    pub fn name(mut self, name: &str) -> Self {
+        self.config.name = Some(name.to_owned());
+        self
+    }
+    /// How long `checkout` waits for a channel before `CheckoutTimeout`.
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.config.checkout_timeout = Some(timeout);
+        self
+    }
+    /// Timeout of one connection attempt.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = Some(timeout);
+        self
+    }
+    /// Default deadline of every call made through the pool.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = Some(timeout);
+        self
+    }
+    /// Interval of HTTP/2 keepalive PINGs (sent also while idle).
+    pub fn keepalive(mut self, interval: Duration) -> Self {
+        self.config.keepalive = Some(interval);
+        self
+    }
+    /// How long a keepalive PING may go unanswered.
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.keepalive_timeout = Some(timeout);
+        self
+    }
+    /// Interval of health-check RPCs; `None` turns them off.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.ping_interval = Some(interval);
+        self
+    }
+    /// Whether workers call `grpc.health.v1.Health/Check` every `ping_interval`.
+    pub fn health_check(mut self, on: bool) -> Self {
+        self.config.health_check = Some(on);
+        self
+    }
+    /// The service name sent in health checks ("" = the whole server, the default).
+    pub fn health_service(mut self, service: &str) -> Self {
+        self.config.health_service = Some(service.to_owned());
+        self
+    }
+    /// Connection attempts and backoff delays.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.config.retry_max_attempts = Some(retry.max_attempts);
+        self.config.retry_base_delay = Some(retry.base_delay);
+        self.config.retry_max_delay = Some(retry.max_delay);
+        self
+    }
+    /// TLS settings (turns TLS on for host/port endpoints).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+    /// Cap on calls in flight per channel (default unlimited).
+    pub fn max_in_flight_per_channel(mut self, max: usize) -> Self {
+        self.config.max_in_flight_per_channel = Some(max);
+        self
+    }
+    /// How long `shutdown` waits for in-flight calls.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// Checks every value that was set and returns the configuration.
+    ///
+    /// An endpoint is not required here, since a [`NamedPool`](crate::NamedPool) may supply
+    /// it; [`PoolConfig::validate`] and [`Pool::start`](crate::Pool::start) require one.
+    pub fn build(self) -> Result<PoolConfig, ConfigError> {
+        self.config.check_fields(&Naming::Toml)?;
+        Ok(self.config)
+    }
+}

@@ -1,0 +1,197 @@
+//! The TCP connector behind each slot's tonic `Channel`.
+//!
+//! A tonic `Channel` reconnects lazily by itself when its connection ends. A pool wants the
+//! opposite: the slot's worker must know the connection is gone and replace it (with backoff,
+//! state, logs), and calls must not silently wait on a hidden reconnect. So each `Channel`
+//! gets a connector that connects **once**:
+//!
+//! - the first call opens the TCP connection (tonic adds TLS and HTTP/2 on top) and wraps
+//!   it in [`WatchedIo`], which cancels the connection's `lost` token on EOF, I/O error or
+//!   drop (hyper drops the I/O when the connection ends: closed by the peer, keepalive
+//!   timeout, GOAWAY drained);
+//! - any later call means tonic wants to reconnect, i.e. the connection is unusable (for
+//!   example hyper stopped accepting requests after a GOAWAY). It cancels `lost` and fails
+//!   with [`ConnectionReplaced`]; tonic wraps that in a `ConnectError`, so the request was
+//!   provably never written and `unary` retries it on another channel.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector that opens one TCP connection and refuses to reconnect.
+#[derive(Clone, Debug)]
+pub(crate) struct OnceConnector {
+    used: Arc<AtomicBool>,
+    lost: CancellationToken,
+    kill: CancellationToken,
+}
+
+impl OnceConnector {
+    /// `lost` is cancelled when the connection ends; cancelling `kill` (the pool stopping)
+    /// aborts the connection, failing the calls still on it.
+    pub(crate) fn new(lost: CancellationToken, kill: CancellationToken) -> Self {
+        Self {
+            used: Arc::new(AtomicBool::new(false)),
+            lost,
+            kill,
+        }
+    }
+}
+
+/// The connection of a slot ended; the pool is replacing it. Requests failing with this were
+/// never sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the connection was lost and is being replaced by the pool")]
+pub(crate) struct ConnectionReplaced;
+
+impl tower_service::Service<Uri> for OnceConnector {
+    type Response = TokioIo<WatchedIo>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        if self.used.swap(true, Ordering::AcqRel) {
+            self.lost.cancel();
+            return Box::pin(async { Err(Box::new(ConnectionReplaced) as BoxError) });
+        }
+        let lost = self.lost.clone();
+        let kill = Box::pin(self.kill.clone().cancelled_owned());
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            });
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(TokioIo::new(WatchedIo { stream, lost, kill }))
+        })
+    }
+}
+
+/// A TCP stream that reports the end of its connection, and fails once the pool stops.
+pub(crate) struct WatchedIo {
+    stream: TcpStream,
+    lost: CancellationToken,
+    kill: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl std::fmt::Debug for WatchedIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedIo")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchedIo {
+    /// An error once the pool has stopped (registers for the wake-up otherwise).
+    fn killed(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if self.kill.as_mut().poll(cx).is_ready() {
+            self.lost.cancel();
+            Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the pool was shut down",
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn check<T>(&self, result: &Poll<io::Result<T>>) {
+        if let Poll::Ready(Err(_)) = result {
+            self.lost.cancel();
+        }
+    }
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(err) = self.killed(cx) {
+            return Poll::Ready(Err(err));
+        }
+        let before = buf.filled().len();
+        let wanted = buf.remaining() > 0;
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.check(&result);
+        if let Poll::Ready(Ok(())) = result {
+            if wanted && buf.filled().len() == before {
+                self.lost.cancel(); // EOF: the peer closed the connection
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(err) = self.killed(cx) {
+            return Poll::Ready(Err(err));
+        }
+        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.check(&result);
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(err) = self.killed(cx) {
+            return Poll::Ready(Err(err));
+        }
+        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.check(&result);
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.stream).poll_flush(cx);
+        self.check(&result);
+        result
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lost.cancel();
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl Drop for WatchedIo {
+    fn drop(&mut self) {
+        self.lost.cancel();
+    }
+}

@@ -1,0 +1,60 @@
+//! The health probe: `grpc.health.v1.Health/Check` over a slot's own channel.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// What a probe learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// SERVING.
+    Serving,
+    /// The server answered but is not serving (NOT_SERVING, SERVICE_UNKNOWN, or a gRPC error
+    /// status from the health service); the text says which.
+    NotServing(String),
+    /// The server has no health service (UNIMPLEMENTED): the transport works.
+    NoHealthService,
+    /// No answer: transport failure or timeout. The connection is not usable.
+    Failed(String),
+}
+
+/// Calls `Health/Check` for `service` with a deadline.
+pub(crate) async fn check(channel: Channel, service: &str, timeout: Duration) -> Probe {
+    let mut client = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    match tokio::time::timeout(timeout, client.check(request)).await {
+        Err(_) => Probe::Failed(format!(
+            "health check got no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+        Ok(Ok(response)) => match response.into_inner().status() {
+            ServingStatus::Serving => Probe::Serving,
+            other => Probe::NotServing(format!("health status {}", other.as_str_name())),
+        },
+        Ok(Err(status)) => {
+            // A status with a source was made by the client from a transport error; one
+            // without came from the server.
+            if let Some(cause) = std::error::Error::source(&status) {
+                Probe::Failed(format!(
+                    "health check failed: {}",
+                    crate::error::error_chain(cause)
+                ))
+            } else if status.code() == tonic::Code::Unimplemented {
+                Probe::NoHealthService
+            } else if status.code() == tonic::Code::NotFound {
+                Probe::NotServing(format!("health service does not know service {service:?}"))
+            } else {
+                Probe::NotServing(format!(
+                    "health check failed: {:?}: {}",
+                    status.code(),
+                    status.message()
+                ))
+            }
+        }
+    }
+}

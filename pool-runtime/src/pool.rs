@@ -1,0 +1,426 @@
+//! [`Pool`]: start, checkout (least in flight), execute, status, shutdown.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::channel::{Interceptor, PooledChannel};
+use crate::config::{PoolConfig, Settings};
+use crate::error::{ConnectFailure, PoolError};
+use crate::registry::{self, Registration};
+use crate::slot::{InFlight, Signals, Slot, WaiterGuard};
+use crate::status::{ChannelState, PoolStatus};
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique pool id (tells a pool from a successor under the same name).
+pub(crate) fn next_id() -> u64 {
+    NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A pool of warm, shared gRPC channels. Cheap to clone: all clones share the channels.
+///
+/// Dropping the last handle stops the pool's tasks and closes its connections (calls in
+/// progress keep their connection until they finish). [`shutdown`](Pool::shutdown) does the
+/// same gracefully.
+#[derive(Clone)]
+pub struct Pool {
+    pub(crate) handle: Arc<Handle>,
+}
+
+/// The owner of a pool's tasks: dropped with the last [`Pool`] clone.
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Everything the pool's handles, workers and channels share.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
+    pub(crate) signals: Arc<Signals>,
+    next: AtomicUsize,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    span: tracing::Span,
+    interceptor: Option<Interceptor>,
+}
+
+/// The outcome of one pass over the slots.
+enum Pick {
+    Got(PooledChannel),
+    /// Ready channels exist but are at their cap, or channels are connecting: worth waiting.
+    Wait,
+    /// Nothing is ready or about to be.
+    NoneReady,
+    Closed,
+}
+
+impl Pool {
+    /// Validates `config`, opens every channel concurrently and returns once one is READY.
+    ///
+    /// Fails with [`PoolError::Config`] for an invalid configuration, with
+    /// [`PoolError::AlreadyRunning`] when a pool of the same name runs, and with
+    /// [`PoolError::Connect`] (naming the endpoint and the last cause) when every channel
+    /// failed `retry.max_attempts` attempts. After a successful start, channels that failed
+    /// keep reconnecting in the background with backoff.
+    pub async fn start(config: PoolConfig) -> Result<Pool, PoolError> {
+        let id = next_id();
+        let settings = Settings::resolve(&config, format!("pool-{id}"))?;
+        Self::launch(id, settings, Registration::Weak).await
+    }
+
+    /// Starts a pool from resolved settings and registers it.
+    pub(crate) async fn launch(
+        id: u64,
+        settings: Settings,
+        registration: Registration,
+    ) -> Result<Pool, PoolError> {
+        let settings = Arc::new(settings);
+        let span = tracing::info_span!("grpc_pool", pool = %settings.name);
+        let signals = Arc::new(Signals::default());
+        let slots: Vec<Arc<Slot>> = (0..settings.size)
+            .map(|i| {
+                let endpoint = settings.endpoints[i % settings.endpoints.len()].clone();
+                Arc::new(Slot::new(i, endpoint, signals.clone()))
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            id,
+            settings: settings.clone(),
+            slots: ArcSwap::from_pointee(slots),
+            signals,
+            next: AtomicUsize::new(0),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            span: span.clone(),
+            interceptor: None,
+        });
+        let pool = Pool {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+        };
+        registry::reserve(&pool, registration)?;
+        // Until started: a failed or abandoned start stops the workers and frees the name.
+        let mut guard = StartGuard {
+            shared: shared.clone(),
+            armed: true,
+        };
+        info!(parent: &span, size = settings.size, endpoints = %settings.endpoint_list(), "starting");
+        for slot in shared.slots.load().iter() {
+            let slot_span = tracing::info_span!(parent: &span, "slot", pool = %settings.name, slot = slot.index, endpoint = %slot.endpoint.display);
+            let task = crate::worker::run(slot.clone(), settings.clone(), shared.cancel.clone());
+            shared.tracker.spawn(task.instrument(slot_span));
+        }
+        shared.wait_started().instrument(span.clone()).await?;
+        guard.armed = false;
+        registry::mark_started(&pool);
+        info!(parent: &span, ready = pool.status().ready, "started");
+        Ok(pool)
+    }
+
+    /// The READY channel with the fewest calls in flight (ties rotate), reserving one call
+    /// on it. Waits, woken by finished calls and state changes, while channels are at
+    /// `max_in_flight_per_channel` or connecting, up to `checkout_timeout`
+    /// ([`PoolError::CheckoutTimeout`]); fails at once with [`PoolError::NoReadyChannel`]
+    /// when no channel is ready or connecting, and with [`PoolError::Closed`] after shutdown.
+    pub async fn checkout(&self) -> Result<PooledChannel, PoolError> {
+        self.handle.shared.checkout(&[]).await
+    }
+
+    /// Checks out a channel and runs `op` with it.
+    pub async fn execute<F, Fut, T>(&self, op: F) -> Result<T, PoolError>
+    where
+        F: FnOnce(PooledChannel) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let channel = self.checkout().await?;
+        Ok(op(channel).await)
+    }
+
+    /// A snapshot of every channel's state and counters.
+    pub fn status(&self) -> PoolStatus {
+        self.handle.shared.status()
+    }
+
+    /// The pool's name (`pool.name`, the `#[grpc_pool]` name, or `pool-N`).
+    pub fn name(&self) -> &str {
+        &self.handle.shared.settings.name
+    }
+
+    /// The endpoints the pool connects to.
+    pub fn endpoints(&self) -> Vec<String> {
+        let settings = &self.handle.shared.settings;
+        settings
+            .endpoints
+            .iter()
+            .map(|e| e.display.clone())
+            .collect()
+    }
+
+    /// Graceful shutdown: new checkouts fail with [`PoolError::Closed`], calls in flight get
+    /// up to `drain_timeout` to finish, every worker task ends, the pool leaves the registry.
+    /// Calling it again (or from a clone) waits for the same shutdown.
+    pub async fn shutdown(&self) {
+        self.handle.shared.shutdown().await;
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name())
+            .field("size", &self.handle.shared.settings.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a pool whose start failed or was abandoned, and frees its name.
+struct StartGuard {
+    shared: Arc<Shared>,
+    armed: bool,
+}
+
+impl Drop for StartGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.shared.stop();
+        registry::remove(&self.shared.settings.name, self.shared.id);
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.stop();
+        registry::remove(&self.shared.settings.name, self.shared.id);
+    }
+}
+
+impl Shared {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.signals.closed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a slot is READY, or fails once every slot has settled without one.
+    async fn wait_started(&self) -> Result<(), PoolError> {
+        let _waiting = WaiterGuard::new(&self.signals);
+        let max_attempts = self.settings.retry.max_attempts;
+        loop {
+            let notified = self.signals.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let slots = self.slots.load();
+            let ready = slots.iter().any(|s| s.state() == ChannelState::Ready);
+            if ready {
+                return Ok(());
+            }
+            let exhausted =
+                |s: &Arc<Slot>| s.connect_failures.load(Ordering::SeqCst) >= max_attempts;
+            let unhealthy = |s: &Arc<Slot>| s.state() == ChannelState::Unhealthy;
+            if slots.iter().all(|s| exhausted(s) || unhealthy(s)) {
+                if slots.iter().any(unhealthy) {
+                    warn!("started, but every connected channel reports NOT_SERVING");
+                    return Ok(());
+                }
+                let last = slots.iter().rev().find(|s| s.last_error().is_some());
+                let (endpoint, cause) = match last {
+                    Some(s) => (
+                        s.endpoint.display.clone(),
+                        s.last_error().unwrap_or_default(),
+                    ),
+                    None => (self.settings.endpoint_list(), "unknown error".to_owned()),
+                };
+                warn!(endpoint = %endpoint, error = %cause, attempts = max_attempts, "start failed");
+                self.stop();
+                return Err(PoolError::Connect {
+                    pool: self.settings.name.clone(),
+                    endpoint,
+                    attempts: max_attempts,
+                    source: ConnectFailure::new(cause),
+                });
+            }
+            notified.await;
+        }
+    }
+
+    /// One pass: the least-loaded READY slot under the cap, reserved.
+    fn pick(&self, exclude: &[u64]) -> Pick {
+        if self.is_closed() {
+            return Pick::Closed;
+        }
+        let cap = self.settings.max_in_flight;
+        let slots = self.slots.load();
+        let n = slots.len();
+        if n == 0 {
+            return Pick::NoneReady;
+        }
+        for _ in 0..4 {
+            let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+            let mut best: Option<(&Arc<Slot>, usize)> = None;
+            let mut waiting = false;
+            for i in 0..n {
+                let slot = &slots[(start + i) % n];
+                match slot.state() {
+                    ChannelState::Ready => {}
+                    ChannelState::Connecting => {
+                        waiting = true;
+                        continue;
+                    }
+                    _ => continue,
+                }
+                if !exclude.is_empty() && slot.conn().is_some_and(|c| exclude.contains(&c.id)) {
+                    // A connection that failed this call: wait for its replacement.
+                    waiting = true;
+                    continue;
+                }
+                let load = slot.in_flight.load(Ordering::Relaxed);
+                if cap.is_some_and(|c| load >= c) {
+                    waiting = true;
+                    continue;
+                }
+                if best.is_none_or(|(_, l)| load < l) {
+                    best = Some((slot, load));
+                    if load == 0 {
+                        break;
+                    }
+                }
+            }
+            let Some((slot, _)) = best else {
+                return if waiting { Pick::Wait } else { Pick::NoneReady };
+            };
+            let Some(conn) = slot.conn() else { continue };
+            if slot.try_reserve(cap) {
+                let reservation = InFlight::reserved(slot.clone());
+                return Pick::Got(PooledChannel::new(
+                    slot.clone(),
+                    conn,
+                    reservation,
+                    self.interceptor.clone(),
+                ));
+            }
+        }
+        Pick::Wait
+    }
+
+    /// Checkout, avoiding the connections in `exclude` (for transparent retries).
+    pub(crate) async fn checkout(&self, exclude: &[u64]) -> Result<PooledChannel, PoolError> {
+        match self.pick(exclude) {
+            Pick::Got(channel) => return Ok(channel),
+            Pick::Closed => return Err(self.closed_error()),
+            Pick::NoneReady => return Err(self.no_ready_error()),
+            Pick::Wait => {}
+        }
+        let started = Instant::now();
+        let deadline = started + self.settings.checkout_timeout;
+        debug!(parent: &self.span, "checkout waiting for a channel");
+        let _waiting = WaiterGuard::new(&self.signals);
+        loop {
+            let notified = self.signals.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.pick(exclude) {
+                Pick::Got(channel) => {
+                    crate::metrics::checkout_wait(&self.settings.name, started.elapsed());
+                    return Ok(channel);
+                }
+                Pick::Closed => return Err(self.closed_error()),
+                Pick::NoneReady => return Err(self.no_ready_error()),
+                Pick::Wait => {}
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let waited = started.elapsed();
+                debug!(parent: &self.span, waited = ?waited, "checkout timed out");
+                crate::metrics::checkout_timeout(&self.settings.name);
+                return Err(PoolError::CheckoutTimeout {
+                    pool: self.settings.name.clone(),
+                    waited,
+                });
+            }
+        }
+    }
+
+    fn closed_error(&self) -> PoolError {
+        PoolError::Closed {
+            pool: self.settings.name.clone(),
+        }
+    }
+
+    fn no_ready_error(&self) -> PoolError {
+        let slots = self.slots.load();
+        PoolError::NoReadyChannel {
+            pool: self.settings.name.clone(),
+            last_error: slots.iter().rev().find_map(|s| s.last_error()),
+        }
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        let channels = self.slots.load().iter().map(|s| s.status()).collect();
+        PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels)
+    }
+
+    fn in_flight(&self) -> usize {
+        let slots = self.slots.load();
+        slots
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Stops at once: refuse checkouts, end the workers, drop the connections.
+    fn stop(&self) {
+        self.signals.closed.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+        self.tracker.close();
+        for slot in self.slots.load().iter() {
+            slot.uninstall();
+            slot.set_state(ChannelState::Closed);
+        }
+        self.signals.state_changed();
+    }
+
+    async fn shutdown(&self) {
+        let first = !self.signals.closed.swap(true, Ordering::SeqCst);
+        if first {
+            let _span = self.span.enter();
+            info!(in_flight = self.in_flight(), "shutting down");
+        }
+        self.signals.state_changed();
+        // Drain: wait for calls in flight (woken by each release while closed).
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        {
+            let _waiting = WaiterGuard::new(&self.signals);
+            loop {
+                let notified = self.signals.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.in_flight() == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    warn!(parent: &self.span, in_flight = self.in_flight(), timeout = ?self.settings.drain_timeout, "drain timed out; closing with calls in flight");
+                    break;
+                }
+            }
+        }
+        self.stop();
+        self.tracker.wait().await;
+        registry::remove(&self.settings.name, self.id);
+        if first {
+            info!(parent: &self.span, "shut down");
+        }
+    }
+}

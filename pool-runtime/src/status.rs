@@ -1,0 +1,164 @@
+//! A snapshot of a pool: [`PoolStatus`] and one [`ChannelStatus`] per slot.
+
+use std::fmt;
+
+/// The state of one channel (slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum ChannelState {
+    /// Opening a connection (TCP, TLS, HTTP/2 and a first probe).
+    Connecting = 0,
+    /// Connected and healthy: receives calls.
+    Ready = 1,
+    /// Connected, but the server's health service reports NOT_SERVING: receives no calls.
+    Unhealthy = 2,
+    /// Waiting before the next connection attempt.
+    Backoff = 3,
+    /// Shut down.
+    Closed = 4,
+}
+
+impl ChannelState {
+    pub(crate) fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ChannelState::Connecting,
+            1 => ChannelState::Ready,
+            2 => ChannelState::Unhealthy,
+            3 => ChannelState::Backoff,
+            _ => ChannelState::Closed,
+        }
+    }
+
+    /// Lower-case name (`ready`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::Connecting => "connecting",
+            ChannelState::Ready => "ready",
+            ChannelState::Unhealthy => "unhealthy",
+            ChannelState::Backoff => "backoff",
+            ChannelState::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for ChannelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One channel of a [`PoolStatus`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelStatus {
+    /// Slot index (0-based).
+    pub index: usize,
+    /// The endpoint the slot connects to.
+    pub endpoint: String,
+    /// Current state.
+    pub state: ChannelState,
+    /// Calls checked out or in progress.
+    pub in_flight: usize,
+    /// Calls sent since start.
+    pub calls: u64,
+    /// Calls that ended in a transport error (not counting gRPC error statuses).
+    pub failures: u64,
+    /// Connections replaced after a loss.
+    pub reconnects: u64,
+    /// The last connection or health error, if any.
+    pub last_error: Option<String>,
+}
+
+/// A snapshot of a pool, from [`Pool::status`](crate::Pool::status). `Display` prints a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Pool name.
+    pub name: String,
+    /// Number of channels.
+    pub size: usize,
+    /// Channels READY.
+    pub ready: usize,
+    /// Channels connecting or backing off.
+    pub connecting: usize,
+    /// Channels connected but reported NOT_SERVING.
+    pub unhealthy: usize,
+    /// Calls in flight over all channels.
+    pub in_flight: usize,
+    /// Calls sent since start.
+    pub calls: u64,
+    /// Calls that ended in a transport error.
+    pub failures: u64,
+    /// Connections replaced.
+    pub reconnects: u64,
+    /// Whether the pool is shut down (or shutting down).
+    pub closed: bool,
+    /// Per channel.
+    pub channels: Vec<ChannelStatus>,
+}
+
+impl PoolStatus {
+    pub(crate) fn from_channels(name: String, closed: bool, channels: Vec<ChannelStatus>) -> Self {
+        let count = |s: &[ChannelState]| channels.iter().filter(|c| s.contains(&c.state)).count();
+        PoolStatus {
+            size: channels.len(),
+            ready: count(&[ChannelState::Ready]),
+            connecting: count(&[ChannelState::Connecting, ChannelState::Backoff]),
+            unhealthy: count(&[ChannelState::Unhealthy]),
+            in_flight: channels.iter().map(|c| c.in_flight).sum(),
+            calls: channels.iter().map(|c| c.calls).sum(),
+            failures: channels.iter().map(|c| c.failures).sum(),
+            reconnects: channels.iter().map(|c| c.reconnects).sum(),
+            name,
+            closed,
+            channels,
+        }
+    }
+}
+
+impl fmt::Display for PoolStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pool {}{}: {}/{} ready, {} connecting, {} unhealthy, {} in flight, {} calls, {} failures, {} reconnects",
+            self.name,
+            if self.closed { " (closed)" } else { "" },
+            self.ready,
+            self.size,
+            self.connecting,
+            self.unhealthy,
+            self.in_flight,
+            self.calls,
+            self.failures,
+            self.reconnects
+        )?;
+        let width = self
+            .channels
+            .iter()
+            .map(|c| c.endpoint.len())
+            .max()
+            .unwrap_or(0)
+            .max("endpoint".len());
+        writeln!(
+            f,
+            "{:>4}  {:<width$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  last error",
+            "slot", "endpoint", "state", "in flight", "calls", "failures", "reconnects"
+        )?;
+        for c in &self.channels {
+            writeln!(
+                f,
+                "{:>4}  {:<width$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {}",
+                c.index,
+                c.endpoint,
+                c.state,
+                c.in_flight,
+                c.calls,
+                c.failures,
+                c.reconnects,
+                c.last_error.as_deref().unwrap_or("-")
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""grpcio implementation of grpcpool.test.v1.Echo (testkit/proto/echo.proto) for interop tests.
+
+A non-tonic HTTP/2 stack (gRPC C-core) behind the same service the Rust tests use, plus the
+standard grpc.health.v1 service. Binds 127.0.0.1 only.
+
+    echo_server.py [--port 0] [--max-concurrent-streams N] [--delay-ms MS]
+                   [--max-connection-age-ms MS] [--max-connection-age-grace-ms MS]
+                   [--proto PATH]
+
+stdout (line-buffered), for the test that spawned it:
+    LISTENING <port>          once serving
+    HEALTH <STATUS>           after each change of the health status
+Signals: SIGUSR1 -> health NOT_SERVING, SIGUSR2 -> SERVING, SIGTERM/SIGINT -> stop.
+The _pb2 modules are generated at start with grpc_tools.protoc into a temporary directory.
+"""
+import argparse
+import os
+import pathlib
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_tools import protoc
+
+SERVICE = "grpcpool.test.v1.Echo"
+DEFAULT_PROTO = pathlib.Path(__file__).resolve().parents[2] / "testkit" / "proto" / "echo.proto"
+
+
+def load_modules(proto: pathlib.Path, out_dir: str):
+    """Generates echo_pb2 / echo_pb2_grpc from `proto` into `out_dir` and imports them."""
+    include = pathlib.Path(protoc.__file__).parent / "_proto"
+    args = [
+        "grpc_tools.protoc",
+        f"-I{proto.parent}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        str(proto),
+    ]
+    if protoc.main(args) != 0:
+        sys.exit(f"echo_server: protoc failed on {proto}")
+    sys.path.insert(0, out_dir)
+    import echo_pb2  # noqa: E402  (generated above)
+    import echo_pb2_grpc  # noqa: E402
+
+    return echo_pb2, echo_pb2_grpc
+
+
+def make_servicer(pb2, pb2_grpc, default_delay_ms: int):
+    def pause(delay_ms: int, context) -> None:
+        ms = delay_ms or default_delay_ms
+        if ms:
+            # Ends early when the client cancels or the deadline passes.
+            end = time.monotonic() + ms / 1000.0
+            while context.is_active():
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, 0.01))
+
+    def maybe_fail(req, context) -> None:
+        if req.fail_code:
+            context.abort(grpc.StatusCode(_code(req.fail_code)), f"fail_code {req.fail_code} requested")
+
+    class Echo(pb2_grpc.EchoServicer):
+        def Unary(self, request, context):
+            pause(request.delay_ms, context)
+            maybe_fail(request, context)
+            return pb2.EchoReply(message=request.message, peer=context.peer(), count=1)
+
+        def ServerStream(self, request, context):
+            for i in range(request.count):
+                if i and request.interval_ms:
+                    pause(request.interval_ms, context)
+                if not context.is_active():
+                    return
+                yield pb2.EchoReply(message=request.message, peer=context.peer(), count=i + 1)
+
+        def ClientStream(self, request_iterator, context):
+            n, last = 0, ""
+            for req in request_iterator:
+                n += 1
+                last = req.message
+            return pb2.EchoReply(message=last, peer=context.peer(), count=n)
+
+        def Bidi(self, request_iterator, context):
+            for n, req in enumerate(request_iterator, start=1):
+                pause(req.delay_ms, context)
+                maybe_fail(req, context)
+                yield pb2.EchoReply(message=req.message, peer=context.peer(), count=n)
+
+    return Echo()
+
+
+def _code(value: int):
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code.value
+    return grpc.StatusCode.UNKNOWN.value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--max-concurrent-streams", type=int, default=0, help="0 = grpcio default (unlimited)")
+    ap.add_argument("--delay-ms", type=int, default=0, help="handler delay when a request asks for none")
+    ap.add_argument("--max-connection-age-ms", type=int, default=0, help="0 = no limit")
+    ap.add_argument("--max-connection-age-grace-ms", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=512, help="handler threads")
+    ap.add_argument("--proto", type=pathlib.Path, default=DEFAULT_PROTO)
+    args = ap.parse_args()
+
+    sys.stdout.reconfigure(line_buffering=True)
+    # Generated, imported, and deleted at once (a SIGKILLed server leaves nothing behind).
+    with tempfile.TemporaryDirectory(prefix="grpc-pool-echo-") as gen_dir:
+        pb2, pb2_grpc = load_modules(args.proto, gen_dir)
+
+    options = [("grpc.so_reuseport", 0)]
+    if args.max_concurrent_streams > 0:
+        options.append(("grpc.max_concurrent_streams", args.max_concurrent_streams))
+    if args.max_connection_age_ms > 0:
+        options.append(("grpc.max_connection_age_ms", args.max_connection_age_ms))
+        options.append(("grpc.max_connection_age_grace_ms", args.max_connection_age_grace_ms))
+    # Accept the pool's keepalive pings however often they come (default policy: 5 min
+    # without calls, which would make the server answer with GOAWAY ENHANCE_YOUR_CALM).
+    options += [
+        ("grpc.http2.min_ping_interval_without_data_ms", 10),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+    executor = futures.ThreadPoolExecutor(max_workers=args.workers)
+    server = grpc.server(executor, options=options)
+    pb2_grpc.add_EchoServicer_to_server(make_servicer(pb2, pb2_grpc, args.delay_ms), server)
+    health_servicer = health.HealthServicer(
+        experimental_non_blocking=True,
+        experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=4),
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    def set_status(status) -> None:
+        for name in ("", SERVICE):
+            health_servicer.set(name, status)
+        print(f"HEALTH {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}")
+
+    stop = threading.Event()
+    pending = []  # status changes requested by signal handlers, applied by the main loop
+    signal.signal(signal.SIGUSR1, lambda *_: pending.append(health_pb2.HealthCheckResponse.NOT_SERVING))
+    signal.signal(signal.SIGUSR2, lambda *_: pending.append(health_pb2.HealthCheckResponse.SERVING))
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    set_status(health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
+    if port == 0:
+        sys.exit(f"echo_server: cannot bind 127.0.0.1:{args.port}")
+    server.start()
+
+    print(f"LISTENING {port}")
+
+    while not stop.is_set():
+        while pending:
+            set_status(pending.pop(0))
+        stop.wait(0.02)
+    server.stop(grace=1.0).wait()
+    os._exit(0)  # do not wait for handler threads of cancelled calls
+
+
+if __name__ == "__main__":
+    main()
