@@ -12,7 +12,6 @@ use grpc_pool_testkit::{wait_until, EchoServer, Tally};
 use support::{fast, start, unary_load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runtime bug: a connection GOAWAYed (max_connection_age) within 1 s puts its slot in Backoff; all slots at once -> NoReadyChannel"]
 async fn goaway_by_max_connection_age_under_steady_load_fails_no_call() {
     support::init_tracing();
     let server = EchoServer::builder()

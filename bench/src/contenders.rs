@@ -224,6 +224,13 @@ impl Contender {
         drain(stream).await
     }
 
+    /// Diagnostic: for the pool, waits until all `n` channels are READY; others return.
+    pub(crate) async fn wait_all_ready(&self, n: usize) {
+        if let Imp::Pool(pool) = &self.imp {
+            pool.wait_all_ready(n).await;
+        }
+    }
+
     /// Closes what needs closing (the pool; channels close when dropped).
     pub(crate) async fn close(self) {
         if let Imp::Pool(pool) = self.imp {

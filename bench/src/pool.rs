@@ -49,6 +49,14 @@ impl PoolContender {
         Ok(self.client.feed(request).await?.into_inner())
     }
 
+    /// Diagnostic: waits (up to 2 s) until all `size` channels are READY.
+    pub(crate) async fn wait_all_ready(&self, size: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.client.pool().status().ready < size && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     pub(crate) async fn shutdown(self) {
         self.client.pool().shutdown().await;
     }

@@ -335,11 +335,15 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
     const STEADY_CALLS: usize = 200;
     let server = BenchServer::start(&opts.server(None))?;
     let uri = server.uri();
-    let labels = [
+    let mut labels = vec![
         ("pool", Kind::Pool, Open::Eager),
         ("raw-lazy", Kind::Raw, Open::Lazy),
         ("raw-connect", Kind::Raw, Open::Eager),
     ];
+    if opts.bare {
+        // Diagnostic: the first call once every channel is up (start returns after the first).
+        labels.push(("pool-all-ready", Kind::Pool, Open::Eager));
+    }
     let mut start_h: Vec<Histogram<u64>> = labels.iter().map(|_| histogram()).collect();
     let mut first_h: Vec<Histogram<u64>> = labels.iter().map(|_| histogram()).collect();
     let mut steady_h: Vec<Histogram<u64>> = labels.iter().map(|_| histogram()).collect();
@@ -351,6 +355,9 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
             let t0 = Instant::now();
             let contender = Contender::build(kind, &uri, N, open).await?;
             record(&mut start_h[i], t0.elapsed());
+            if labels[i].0 == "pool-all-ready" {
+                contender.wait_all_ready(N).await;
+            }
             let t1 = Instant::now();
             contender.work(small()).await?;
             record(&mut first_h[i], t1.elapsed());

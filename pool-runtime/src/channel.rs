@@ -103,7 +103,7 @@ impl fmt::Debug for PooledChannel {
     }
 }
 
-/// The future of [`PooledChannel::call`].
+/// The future of a [`PooledChannel`] call.
 pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<PooledBody>, BoxError>> + Send>>;
 
