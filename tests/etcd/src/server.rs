@@ -254,8 +254,29 @@ impl Drop for EtcdProcess {
     }
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
+/// A port of 127.0.0.1 that was free a moment ago, *below the kernel's ephemeral range*.
+///
+/// etcd is restarted on the same ports after a SIGKILL. While it is down the pool keeps
+/// reconnecting, and each attempt takes an ephemeral source port; a port from that range
+/// (what binding port 0 gives) can be taken meanwhile, or even become a TCP self-connect
+/// (source port = destination port), and etcd then fails to bind it on restart.
 fn free_port() -> io::Result<SocketAddr> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, u32::from(low).saturating_sub(10_000).max(1));
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    for _ in 0..200 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let port = u16::try_from(first + (seed >> 8) % span).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr();
+        }
+    }
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
