@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p pool-bench -- <scenario>|all [--json FILE] [--plot FILE.svg]
 //!     [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare]
-//!     [--only pool,raw,...]
+//!     [--only pool,raw,...] [--downtime S,S,...]
 //! cargo run --release -p pool-bench -- summarize RUN1.json RUN2.json RUN3.json
 //! ```
 
@@ -25,7 +25,7 @@ use crate::driver::Schedule;
 use crate::report::{Machine, RunReport};
 use crate::scenarios::Opts;
 
-const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...]
+const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...] [--downtime S,S,...]
        pool-bench summarize RUN.json... [--markdown FILE.md]
 scenarios: overhead, streams-limited, skewed, streaming, cold-start, recovery";
 
@@ -41,6 +41,7 @@ struct Args {
     quick: bool,
     bare: bool,
     only: Option<Vec<String>>,
+    downtimes: Option<Vec<Duration>>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -81,6 +82,20 @@ fn parse_args() -> Result<Args, String> {
             }
             "--quick" => args.quick = true,
             "--bare" => args.bare = true,
+            "--downtime" => {
+                let v = value("--downtime")?;
+                let list: Result<Vec<Duration>, String> = v
+                    .split(',')
+                    .map(|d| {
+                        d.parse::<f64>()
+                            .ok()
+                            .filter(|d| *d >= 0.0 && d.is_finite())
+                            .map(Duration::from_secs_f64)
+                            .ok_or(format!("--downtime: not a list of seconds: {v}"))
+                    })
+                    .collect();
+                args.downtimes = Some(list?);
+            }
             "--only" => args.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -173,6 +188,7 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         server_threads: args.server_threads.unwrap_or(2),
         bare: args.bare,
         only: args.only.clone(),
+        downtimes: args.downtimes.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

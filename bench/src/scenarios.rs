@@ -36,6 +36,8 @@ pub(crate) struct Opts {
     pub(crate) bare: bool,
     /// Diagnostic (`--only`): run just these contenders in the load scenarios (for profiling).
     pub(crate) only: Option<Vec<String>>,
+    /// Recovery outages, one per repeat in turn (`--downtime 1,2.2,3.5`; default 1 s).
+    pub(crate) downtimes: Option<Vec<Duration>>,
 }
 
 impl Opts {
@@ -77,15 +79,17 @@ impl Opts {
     }
 
     fn recovery_repeats(&self) -> u32 {
-        if self.quick {
-            1
-        } else {
-            3
-        }
+        let default = if self.quick { 1 } else { 3 };
+        let listed = self.downtimes.as_ref().map_or(0, Vec::len) as u32;
+        default.max(listed)
     }
 
-    fn downtime(&self) -> Duration {
-        Duration::from_millis(if self.quick { 300 } else { 1000 })
+    /// How long the server stays down in repeat `r`.
+    fn downtime(&self, r: usize) -> Duration {
+        match &self.downtimes {
+            Some(list) if !list.is_empty() => list[r % list.len()],
+            _ => Duration::from_millis(if self.quick { 300 } else { 1000 }),
+        }
     }
 }
 
@@ -419,6 +423,7 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
     let uri = server.uri();
     let mut results: Vec<Vec<f64>> = Kind::ALL.iter().map(|_| Vec::new()).collect();
     let mut failures = vec![0u32; Kind::ALL.len()];
+    let mut each: Vec<Vec<String>> = Kind::ALL.iter().map(|_| Vec::new()).collect();
     for repeat in 0..opts.recovery_repeats() as usize {
         for j in 0..Kind::ALL.len() {
             let i = (repeat + j) % Kind::ALL.len();
@@ -433,12 +438,19 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
                 let contender = contender.clone();
                 tokio::spawn(async move { first_success(&contender, PATIENCE).await })
             };
-            tokio::time::sleep(opts.downtime()).await;
+            tokio::time::sleep(opts.downtime(repeat)).await;
             server = BenchServer::start(&config)?;
             let up = Instant::now();
             match prober.await {
-                Ok(Some(at)) if at >= up => results[i].push((at - up).as_secs_f64() * 1e3),
-                _ => failures[i] += 1,
+                Ok(Some(at)) if at >= up => {
+                    let ms = (at - up).as_secs_f64() * 1e3;
+                    results[i].push(ms);
+                    each[i].push(format!("{}:{ms:.0}", opts.downtime(repeat).as_millis()));
+                }
+                _ => {
+                    failures[i] += 1;
+                    each[i].push(format!("{}:-", opts.downtime(repeat).as_millis()));
+                }
             }
             if let Ok(contender) = Arc::try_unwrap(contender) {
                 contender.close().await;
@@ -476,22 +488,30 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
                     format!("{max:.1}")
                 },
                 failures[i].to_string(),
+                each[i].join(" "),
             ]
         })
         .collect();
+    let outages: Vec<u64> = (0..opts.recovery_repeats() as usize)
+        .map(|r| opts.downtime(r).as_millis() as u64)
+        .collect();
+    let outage_text = outages
+        .iter()
+        .map(|ms| ms.to_string())
+        .collect::<Vec<_>>()
+        .join("/");
     let base = crate::pool::base_delay();
     let limit_ms = base.as_secs_f64() * 1e3 + 200.0;
     let pool_ms = median(&results[0]);
     Ok(ScenarioReport {
         name: "recovery".into(),
         description: format!(
-            "server killed (connections cut), down {} ms, restarted on the same port: time from the server being back to the first successful call",
-            opts.downtime().as_millis()
+            "server killed (connections cut), down {outage_text} ms, restarted on the same port: time from the server being back to the first successful call"
         ),
-        params: json!({ "repeats": opts.recovery_repeats(), "downtime_ms": opts.downtime().as_millis() as u64, "pool_base_delay_ms": base.as_millis() as u64 }),
+        params: json!({ "repeats": opts.recovery_repeats(), "downtime_ms": outages, "pool_base_delay_ms": base.as_millis() as u64 }),
         tables: vec![Table {
-            title: format!("recovery (server down {} ms; callers retry every 1 ms)", opts.downtime().as_millis()),
-            columns: ["contender", "median ms", "min ms", "max ms", "no success in 15 s"].iter().map(|c| c.to_string()).collect(),
+            title: format!("recovery (server down {outage_text} ms in turn; callers retry every 1 ms)"),
+            columns: ["contender", "median ms", "min ms", "max ms", "no success in 15 s", "each (outage ms:recovery ms)"].iter().map(|c| c.to_string()).collect(),
             rows,
         }],
         targets: vec![Target::at_most(&format!("recovery: pool ms to first success (base_delay {} ms + 200)", base.as_millis()), pool_ms, limit_ms)],

@@ -176,6 +176,23 @@ fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
     Box::new(status)
 }
 
+/// A response body that broke because its connection failed ends the call with
+/// `UNAVAILABLE` (gRPC's code for a failed transport; tonic would say `UNKNOWN`). The
+/// request may have been processed, so it carries no [`NotSent`] mark and is never retried.
+fn body_error(status: tonic::Status) -> tonic::Status {
+    let transport_failure = matches!(
+        status.code(),
+        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+    ) && classify(&status).connection_lost;
+    if !transport_failure {
+        return status;
+    }
+    let mut unavailable =
+        tonic::Status::unavailable(format!("connection lost during the call: {}", error_chain(&status)));
+    unavailable.set_source(Arc::new(status));
+    unavailable
+}
+
 pin_project_lite::pin_project! {
     /// The response body of a [`PooledChannel`] call: tonic's body plus the call's in-flight
     /// slot, given back at the end of the stream, at the trailers frame (tonic stops reading
@@ -232,7 +249,10 @@ impl HttpBody for PooledBody {
         if done {
             this.guard.take();
         }
-        result
+        match result {
+            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(body_error(status)))),
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

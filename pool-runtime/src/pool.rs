@@ -271,6 +271,11 @@ impl Shared {
         for _ in 0..4 {
             let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
             let mut best: Option<(&Arc<Slot>, usize)> = None;
+            // Least-loaded READY channel among the excluded ones whose connection is still
+            // intact (a call there was refused, e.g. REFUSED_STREAM, but the connection lives):
+            // used only when no other channel is READY, rather than waiting for a
+            // replacement that will never come.
+            let mut fallback: Option<(&Arc<Slot>, usize)> = None;
             let mut waiting = false;
             for i in 0..n {
                 let slot = &slots[(start + i) % n];
@@ -282,15 +287,21 @@ impl Shared {
                     }
                     _ => continue,
                 }
-                if !exclude.is_empty() && slot.conn().is_some_and(|c| exclude.contains(&c.id)) {
-                    // A connection that failed this call: wait for its replacement.
-                    waiting = true;
-                    continue;
-                }
                 let load = slot.in_flight.load(Ordering::Relaxed);
                 if cap.is_some_and(|c| load >= c) {
                     waiting = true;
                     continue;
+                }
+                if !exclude.is_empty() {
+                    if let Some(conn) = slot.conn().filter(|c| exclude.contains(&c.id)) {
+                        if conn.lost.is_cancelled() {
+                            // A connection that broke under this call: wait for its replacement.
+                            waiting = true;
+                        } else if fallback.is_none_or(|(_, l)| load < l) {
+                            fallback = Some((slot, load));
+                        }
+                        continue;
+                    }
                 }
                 if best.is_none_or(|(_, l)| load < l) {
                     best = Some((slot, load));
@@ -299,7 +310,7 @@ impl Shared {
                     }
                 }
             }
-            let Some((slot, _)) = best else {
+            let Some((slot, _)) = best.or(fallback) else {
                 return if waiting { Pick::Wait } else { Pick::NoneReady };
             };
             let Some(conn) = slot.conn() else { continue };

@@ -176,12 +176,17 @@ impl Tally {
         )
     }
 
-    /// Prints [`Tally::summary`] to stdout (shown with `--nocapture`) and the error kinds below it.
+    /// Prints [`Tally::summary`] and the error kinds below it.
+    ///
+    /// Written straight to the process' stderr (not through `println!`, which the test
+    /// harness captures), so the summary shows in a plain `cargo test` run.
     pub fn print(&self, scenario: &str) {
-        println!("{}", self.summary(scenario));
+        use std::io::Write as _;
+        let mut out = format!("{}\n", self.summary(scenario));
         for (kind, n) in self.error_kinds() {
-            println!("    {n:>6} x {kind}");
+            out.push_str(&format!("    {n:>6} x {kind}\n"));
         }
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
     }
 }
 

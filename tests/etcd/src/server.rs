@@ -209,7 +209,8 @@ impl EtcdProcess {
         self.dir.path().join("etcd.log")
     }
 
-    fn log_tail(&self) -> String {
+    /// The last 20 lines of etcd's log (its stdout and stderr), for failure messages.
+    pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")

@@ -130,8 +130,10 @@ async fn etcd_sigkill_and_restart_on_same_data_dir() {
     );
     assert!(
         serving,
-        "the pool did not serve within {RECOVERY_BOUND:?} of etcd's restart (etcd itself was healthy after {etcd_up:?}); status: {:?}",
-        pool.status().channels
+        "the pool did not serve within {RECOVERY_BOUND:?} of etcd's restart (etcd itself was healthy after {etcd_up:?}); status: {:?}\nerrors: {:#?}\netcd log:\n{}",
+        pool.status().channels,
+        during.error_kinds(),
+        etcd.log_tail()
     );
     assert_eq!(
         after.errors(),
@@ -207,8 +209,10 @@ async fn etcd_sigstop_and_sigcont() {
     );
     assert!(
         serving,
-        "the pool did not serve within {RECOVERY_BOUND:?} of SIGCONT; status: {:?}",
-        pool.status().channels
+        "the pool did not serve within {RECOVERY_BOUND:?} of SIGCONT; status: {:?}\nerrors: {:#?}\netcd log:\n{}",
+        pool.status().channels,
+        during.error_kinds(),
+        etcd.log_tail()
     );
     assert_eq!(
         after.errors(),

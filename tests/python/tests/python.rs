@@ -11,6 +11,8 @@ use python_interop_tests::{
 };
 
 const DEADLINE: Duration = Duration::from_secs(2);
+/// Deadline of the calls that queue behind a low stream limit.
+const LONG: Duration = Duration::from_secs(8);
 
 fn echo(message: &str) -> tonic::Request<EchoRequest> {
     let mut req = tonic::Request::new(EchoRequest {
@@ -33,13 +35,20 @@ async fn call(client: PooledEchoClient, message: &'static str) -> Result<(), ton
     }
 }
 
-async fn start_pool(name: &str, uri: &str, size: usize, health_check: bool) -> Pool {
+/// A pool with the test preset, fast keepalive, and `request_timeout` on every call.
+async fn start_pool(
+    name: &str,
+    uri: &str,
+    size: usize,
+    health_check: bool,
+    request_timeout: Duration,
+) -> Pool {
     let config = PoolConfig::builder()
         .preset(Preset::Test)
         .endpoint(uri)
         .name(name)
         .size(size)
-        .request_timeout(DEADLINE)
+        .request_timeout(request_timeout)
         .connect_timeout(Duration::from_millis(500))
         .keepalive(Duration::from_millis(250))
         .keepalive_timeout(Duration::from_millis(500))
@@ -56,7 +65,7 @@ async fn python_not_serving_marks_pool_unhealthy_then_recovers() {
     let Some(mut server) = PyEchoServer::start_or_skip(TEST, ServerOptions::default()).await else {
         return;
     };
-    let pool = start_pool("python-health", &server.uri(), 2, true).await;
+    let pool = start_pool("python-health", &server.uri(), 2, true, DEADLINE).await;
     let client = PooledEchoClient::new(pool.clone());
     let tally = Tally::new();
     for _ in 0..20 {
@@ -151,7 +160,7 @@ async fn python_goaway_from_max_connection_age_loses_no_call() {
     let Some(server) = PyEchoServer::start_or_skip(TEST, options).await else {
         return;
     };
-    let pool = start_pool("python-goaway", &server.uri(), 4, false).await;
+    let pool = start_pool("python-goaway", &server.uri(), 4, false, DEADLINE).await;
     let client = PooledEchoClient::new(pool.clone());
     let started = Instant::now();
     let load = Load::start(16, DEADLINE, Duration::from_millis(2), move || {
@@ -193,11 +202,11 @@ async fn python_low_stream_limit_all_concurrent_calls_complete() {
     let Some(server) = PyEchoServer::start_or_skip(TEST, options).await else {
         return;
     };
-    let pool = start_pool("python-streams", &server.uri(), 2, false).await;
+    let pool = start_pool("python-streams", &server.uri(), 2, false, LONG).await;
     let client = PooledEchoClient::new(pool.clone());
     let tally = Arc::new(Tally::new());
-    // 400 calls at once over 2 connections x 4 streams, 20 ms each: ~1 s of queueing.
-    let long = Duration::from_secs(6);
+    // 400 calls at once over 2 connections x 4 streams, 20 ms each: ~1 s of queueing when
+    // the machine is idle, so the calls (and the pool's request timeout) get 8 s.
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..CALLS {
         let (client, tally) = (client.clone(), tally.clone());
@@ -206,8 +215,8 @@ async fn python_low_stream_limit_all_concurrent_calls_complete() {
                 message: i.to_string(),
                 ..Default::default()
             });
-            req.set_timeout(long);
-            let res = tally.call(long, client.unary(req)).await;
+            req.set_timeout(LONG);
+            let res = tally.call(LONG, client.unary(req)).await;
             if let Outcome::Ok(reply) = res {
                 if reply.into_inner().message != i.to_string() {
                     tally.fail(format!("call {i}: wrong reply"));
