@@ -187,8 +187,10 @@ fn body_error(status: tonic::Status) -> tonic::Status {
     if !transport_failure {
         return status;
     }
-    let mut unavailable =
-        tonic::Status::unavailable(format!("connection lost during the call: {}", error_chain(&status)));
+    let mut unavailable = tonic::Status::unavailable(format!(
+        "connection lost during the call: {}",
+        error_chain(&status)
+    ));
     unavailable.set_source(Arc::new(status));
     unavailable
 }
