@@ -399,8 +399,13 @@ impl EchoServerBuilder {
         let (tx, rx) = oneshot::channel::<()>();
         let kill = CancellationToken::new();
         let conn_kill = kill.clone();
-        let incoming = TcpListenerStream::new(listener)
-            .map(move |io| io.map(|io| KillableIo::new(io, conn_kill.clone())));
+        let incoming = TcpListenerStream::new(listener).map(move |io| {
+            io.map(|io| {
+                // Without TCP_NODELAY, Nagle + delayed ACKs stall small replies by ~40 ms.
+                let _ = io.set_nodelay(true);
+                KillableIo::new(io, conn_kill.clone())
+            })
+        });
         let task = tokio::spawn(async move {
             let _ = router
                 .serve_with_incoming_shutdown(incoming, async {
