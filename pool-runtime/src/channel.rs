@@ -14,7 +14,6 @@ use tonic::body::Body;
 
 use crate::classify::{classify, NotSent, Verdict};
 use crate::error::error_chain;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::slot::{Conn, InFlight, Slot};
@@ -40,8 +39,10 @@ pub(crate) type Interceptor =
 pub struct PooledChannel {
     slot: Arc<Slot>,
     channel: Channel,
-    conn_id: u64,
-    lost: CancellationToken,
+    /// The connection (its id tells it from its successor; its `lost` token makes the
+    /// worker replace it). One `Arc` clone per checkout, instead of a `CancellationToken`
+    /// clone, which takes a lock.
+    conn: Arc<Conn>,
     reservation: Option<InFlight>,
     interceptor: Option<Interceptor>,
 }
@@ -56,8 +57,7 @@ impl PooledChannel {
         Self {
             slot,
             channel: conn.channel.clone(),
-            conn_id: conn.id,
-            lost: conn.lost.clone(),
+            conn,
             reservation: Some(reservation),
             interceptor,
         }
@@ -75,7 +75,7 @@ impl PooledChannel {
 
     /// The connection's process-unique id (changes when the slot reconnects).
     pub(crate) fn connection_id(&self) -> u64 {
-        self.conn_id
+        self.conn.id
     }
 }
 
@@ -85,8 +85,7 @@ impl Clone for PooledChannel {
         Self {
             slot: self.slot.clone(),
             channel: self.channel.clone(),
-            conn_id: self.conn_id,
-            lost: self.lost.clone(),
+            conn: self.conn.clone(),
             reservation: None,
             interceptor: self.interceptor.clone(),
         }
@@ -98,7 +97,7 @@ impl fmt::Debug for PooledChannel {
         f.debug_struct("PooledChannel")
             .field("slot", &self.slot.index)
             .field("endpoint", &self.slot.endpoint.display)
-            .field("connection", &self.conn_id)
+            .field("connection", &self.conn.id)
             .finish_non_exhaustive()
     }
 }
@@ -133,7 +132,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             }
         }
         let slot = self.slot.clone();
-        let lost = self.lost.clone();
+        let conn = self.conn.clone();
         let future = tower_service::Service::call(&mut self.channel, request);
         Box::pin(async move {
             match future.await {
@@ -144,7 +143,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                     let verdict = classify(&err);
                     if verdict.connection_lost {
                         tracing::debug!(slot = slot.index, error = %error_chain(&err), "call saw the connection fail");
-                        lost.cancel();
+                        conn.lost.cancel();
                     }
                     Err(to_status(err, verdict))
                 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -46,7 +46,6 @@ pub(crate) struct Shared {
     pub(crate) settings: Arc<Settings>,
     pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
     pub(crate) signals: Arc<Signals>,
-    next: AtomicUsize,
     cancel: CancellationToken,
     tracker: TaskTracker,
     span: tracing::Span,
@@ -97,7 +96,6 @@ impl Pool {
             settings: settings.clone(),
             slots: ArcSwap::from_pointee(slots),
             signals,
-            next: AtomicUsize::new(0),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             span: span.clone(),
@@ -269,7 +267,9 @@ impl Shared {
             return Pick::NoneReady;
         }
         for _ in 0..4 {
-            let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+            // Ties are broken from a random start (a thread-local generator: a shared
+            // round-robin counter would bounce one cache line between cores on every pick).
+            let start = fastrand::usize(..n);
             let mut best: Option<(&Arc<Slot>, usize)> = None;
             // Least-loaded READY channel among the excluded ones whose connection is still
             // intact (a call there was refused, e.g. REFUSED_STREAM, but the connection lives):
