@@ -99,7 +99,7 @@ impl Pool {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             span: span.clone(),
-            interceptor: None,
+            interceptor: settings.interceptor.as_ref().map(|i| i.0.clone()),
         });
         let pool = Pool {
             handle: Arc::new(Handle {

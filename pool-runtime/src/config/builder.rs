@@ -128,6 +128,50 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Runs `interceptor` on the metadata of every request of the pool before it is sent:
+    /// every RPC of every generated client of the pool, and raw [`PooledChannel`] calls.
+    /// Returning an error fails the call with that status without sending it.
+    ///
+    /// For credentials that refresh asynchronously, keep the current token in shared state
+    /// (an `Arc<RwLock<..>>` or `arc_swap::ArcSwap`) updated by your own task, and read it here:
+    ///
+    /// ```
+    /// use std::sync::{Arc, RwLock};
+    /// use grpc_pool::PoolConfig;
+    ///
+    /// let token = Arc::new(RwLock::new(String::from("Bearer first")));
+    /// let current = token.clone();
+    /// let config = PoolConfig::local("127.0.0.1", 50051)
+    ///     .interceptor(move |metadata| {
+    ///         let value = current.read().unwrap().parse()
+    ///             .map_err(|_| tonic::Status::unauthenticated("token is not a header value"))?;
+    ///         metadata.insert("authorization", value);
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// *token.write().unwrap() = "Bearer refreshed".into(); // seen by the next call
+    /// # Ok::<(), grpc_pool::ConfigError>(())
+    /// ```
+    ///
+    /// [`PooledChannel`]: crate::PooledChannel
+    pub fn interceptor<F>(mut self, interceptor: F) -> Self
+    where
+        F: Fn(&mut tonic::metadata::MetadataMap) -> Result<(), tonic::Status>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let hook: crate::channel::Interceptor = std::sync::Arc::new(move |request| {
+            let headers = std::mem::take(request.headers_mut());
+            let mut metadata = tonic::metadata::MetadataMap::from_headers(headers);
+            let result = interceptor(&mut metadata);
+            *request.headers_mut() = metadata.into_headers();
+            result
+        });
+        self.config.interceptor = Some(super::RequestInterceptor(hook));
+        self
+    }
+
     /// Checks every value that was set and returns the configuration.
     ///
     /// An endpoint is not required here, since a [`NamedPool`](crate::NamedPool) may supply

@@ -79,6 +79,7 @@ pub(super) fn from_env(
     };
     let port = integer(Field::Port)?;
     let config = PoolConfig {
+        interceptor: None,
         preset,
         host: var(Field::Host)?.map(|(_, v)| v),
         port: fit(&naming, Field::Port, port, "must be between 1 and 65535")?,

@@ -148,6 +148,25 @@ pub struct PoolConfig {
     pub(crate) ping_interval: Option<Option<Duration>>,
     pub(crate) health_check: Option<bool>,
     pub(crate) health_service: Option<String>,
+    /// Code, not data: never serialised, shown only as present or absent.
+    pub(crate) interceptor: Option<RequestInterceptor>,
+}
+
+/// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
+#[derive(Clone)]
+pub(crate) struct RequestInterceptor(pub(crate) crate::channel::Interceptor);
+
+impl fmt::Debug for RequestInterceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<interceptor>")
+    }
+}
+
+/// Two configurations are equal only if they share the same interceptor instance.
+impl PartialEq for RequestInterceptor {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl PoolConfig {
@@ -344,7 +363,8 @@ impl PoolConfig {
             keepalive_timeout,
             ping_interval,
             health_check,
-            health_service
+            health_service,
+            interceptor
         );
         if self.endpoints.is_empty() && self.uri.is_none() && self.host.is_none() {
             self.endpoints = defaults.endpoints.clone();
@@ -370,6 +390,7 @@ impl fmt::Debug for PoolConfig {
             .field("ping_interval", &self.ping_interval())
             .field("health_check", &self.health_check())
             .field("retry", &self.retry())
+            .field("interceptor", &self.interceptor.as_ref().map(|_| "<fn>"))
             .finish_non_exhaustive()
     }
 }

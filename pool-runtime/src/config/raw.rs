@@ -134,6 +134,7 @@ impl TryFrom<RawConfig> for PoolConfig {
         let pool = raw.pool.unwrap_or_default();
         let conn = raw.connection.unwrap_or_default();
         let config = PoolConfig {
+            interceptor: None,
             preset: endpoint.kind.map(|k| k.parse()).transpose()?,
             host: endpoint.host,
             port: count(Field::Port, endpoint.port, "must be between 1 and 65535")?,

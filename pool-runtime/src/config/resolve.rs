@@ -34,6 +34,7 @@ pub(crate) struct Settings {
     pub(crate) health_check: bool,
     pub(crate) health_service: String,
     pub(crate) retry: RetryConfig,
+    pub(crate) interceptor: Option<super::RequestInterceptor>,
 }
 
 impl Settings {
@@ -56,6 +57,7 @@ impl Settings {
             health_check: config.health_check(),
             health_service: config.health_service().to_owned(),
             retry: config.retry(),
+            interceptor: config.interceptor.clone(),
         })
     }
 
