@@ -114,6 +114,23 @@ fn builder_rejects_every_invalid_value() {
     let cases: Vec<CodeCase> = vec![
         ("size 0", b().size(0).build(), Invalid, "pool.size", vec!["0".into()]),
         ("size huge", b().size(5000).build(), Invalid, "pool.size", vec!["5000".into()]),
+        ("min size 0", b().min_size(0).max_size(4).build(), Invalid, "pool.min_size", vec!["0".into()]),
+        ("min size huge", b().min_size(2000).max_size(4).build(), Invalid, "pool.min_size", vec!["2000".into()]),
+        ("max size 0", b().max_size(0).build(), Invalid, "pool.max_size", vec!["0".into()]),
+        ("max size huge", b().max_size(5000).build(), Invalid, "pool.max_size", vec!["5000".into()]),
+        ("min without max", b().min_size(2).build(), Missing, "pool.max_size", vec!["pool.min_size".into()]),
+        ("min above max", b().min_size(9).max_size(4).build(), Invalid, "pool.min_size", vec!["9".into(), "pool.max_size (4)".into()]),
+        ("size above max", b().size(9).max_size(4).build(), Invalid, "pool.size", vec!["9".into(), "pool.min_size (1)".into(), "pool.max_size (4)".into()]),
+        ("size below min", b().size(1).min_size(2).max_size(4).build(), Invalid, "pool.size", vec!["1".into(), "pool.min_size (2)".into(), "pool.max_size (4)".into()]),
+        ("resize interval 0", b().resize_interval(Duration::ZERO).build(), Invalid, "pool.resize_interval", vec!["0s".into()]),
+        ("resize interval 2h", b().resize_interval(Duration::from_secs(7200)).build(), Invalid, "pool.resize_interval", vec!["2h".into(), "1h".into()]),
+        ("resize step 0", b().resize_step(0).build(), Invalid, "pool.resize_step", vec!["0".into()]),
+        ("resize step huge", b().resize_step(2000).build(), Invalid, "pool.resize_step", vec!["2000".into()]),
+        ("max age 50ms", b().max_connection_age(Some(MS(50))).build(), Invalid, "connection.max_connection_age", vec!["50ms".into(), "must be at least 100ms".into()]),
+        ("max age 0", b().max_connection_age(Some(Duration::ZERO)).build(), Invalid, "connection.max_connection_age", vec!["0s".into(), "must be at least 100ms".into()]),
+        ("max age 2d", b().max_connection_age(Some(Duration::from_secs(2 * 86400))).build(), Invalid, "connection.max_connection_age", vec!["48h".into(), "24h".into()]),
+        ("resolve 0", b().resolve_interval(Some(Duration::ZERO)).build(), Invalid, "connection.resolve_interval", vec!["0s".into()]),
+        ("resolve 2d", b().resolve_interval(Some(Duration::from_secs(2 * 86400))).build(), Invalid, "connection.resolve_interval", vec!["48h".into()]),
         ("empty name", b().name("").build(), Invalid, "pool.name", vec!["\"\"".into()]),
         ("blank name", b().name(" ").build(), Invalid, "pool.name", vec!["\" \"".into()]),
         ("control name", b().name("a\u{7}b").build(), Invalid, "pool.name", vec!["a\\u{7}b".into()]),
@@ -210,7 +227,7 @@ fn environment_rejects_every_invalid_value() {
         (vec![("URI", "https://h:1"), ("TLS_CA_CERT", &ca_missing)], Io, "TLS_CA_CERT", vec![&ca_missing]),
         (vec![("URI", "https://h:1"), ("TLS_CLIENT_CERT", "c.pem")], Missing, "TLS_CLIENT_KEY", vec!["TLS_CLIENT_CERT"]),
         (vec![("URI", "https://h:1"), ("TLS_DOMAIN", "a b")], Invalid, "TLS_DOMAIN", vec!["a b"]),
-        (vec![("URI", "http://h:1"), ("TLS_DOMAIN", "h")], Conflict, "endpoint.tls", vec!["URI", "http://h:1"]),
+        (vec![("URI", "http://h:1"), ("TLS_DOMAIN", "h")], Conflict, "TLS_DOMAIN", vec!["URI", "http://h:1"]),
         (vec![("RETRY_MAX_ATTEMPTS", "0")], Invalid, "RETRY_MAX_ATTEMPTS", vec!["0"]),
         (vec![("RETRY_MAX_ATTEMPTS", "three")], Invalid, "RETRY_MAX_ATTEMPTS", vec!["three"]),
         (vec![("RETRY_MAX_ATTEMPTS", "5000")], Invalid, "RETRY_MAX_ATTEMPTS", vec!["5000"]),
@@ -223,6 +240,22 @@ fn environment_rejects_every_invalid_value() {
         (vec![("POOL_SIZE", "-3")], Invalid, "POOL_SIZE", vec!["-3"]),
         (vec![("POOL_SIZE", "2000")], Invalid, "POOL_SIZE", vec!["2000"]),
         (vec![("POOL_SIZE", "1.5")], Invalid, "POOL_SIZE", vec!["1.5"]),
+        (vec![("POOL_MIN_SIZE", "0"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_MIN_SIZE", vec!["0"]),
+        (vec![("POOL_MIN_SIZE", "few"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_MIN_SIZE", vec!["few"]),
+        (vec![("POOL_MIN_SIZE", "-2"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_MIN_SIZE", vec!["-2"]),
+        (vec![("POOL_MAX_SIZE", "0")], Invalid, "POOL_MAX_SIZE", vec!["0"]),
+        (vec![("POOL_MAX_SIZE", "2000")], Invalid, "POOL_MAX_SIZE", vec!["2000"]),
+        (vec![("POOL_MAX_SIZE", "lots")], Invalid, "POOL_MAX_SIZE", vec!["lots"]),
+        (vec![("POOL_MIN_SIZE", "2")], Missing, "POOL_MAX_SIZE", vec!["POOL_MIN_SIZE"]),
+        (vec![("POOL_MIN_SIZE", "9"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_MIN_SIZE", vec!["9", "POOL_MAX_SIZE (4)"]),
+        (vec![("POOL_SIZE", "9"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_SIZE", vec!["9", "POOL_MAX_SIZE (4)"]),
+        (vec![("POOL_SIZE", "1"), ("POOL_MIN_SIZE", "2"), ("POOL_MAX_SIZE", "4")], Invalid, "POOL_SIZE", vec!["1", "POOL_MIN_SIZE (2)"]),
+        (vec![("POOL_RESIZE_INTERVAL", "0s")], Invalid, "POOL_RESIZE_INTERVAL", vec!["0s"]),
+        (vec![("POOL_RESIZE_INTERVAL", "2h")], Invalid, "POOL_RESIZE_INTERVAL", vec!["2h"]),
+        (vec![("POOL_RESIZE_INTERVAL", "off")], Invalid, "POOL_RESIZE_INTERVAL", vec!["off"]),
+        (vec![("POOL_RESIZE_STEP", "0")], Invalid, "POOL_RESIZE_STEP", vec!["0"]),
+        (vec![("POOL_RESIZE_STEP", "2000")], Invalid, "POOL_RESIZE_STEP", vec!["2000"]),
+        (vec![("POOL_RESIZE_STEP", "two")], Invalid, "POOL_RESIZE_STEP", vec!["two"]),
         (vec![("CHECKOUT_TIMEOUT", "soon")], Invalid, "CHECKOUT_TIMEOUT", vec!["soon"]),
         (vec![("CHECKOUT_TIMEOUT", "0s")], Invalid, "CHECKOUT_TIMEOUT", vec!["0s"]),
         (vec![("CHECKOUT_TIMEOUT", "5h")], Invalid, "CHECKOUT_TIMEOUT", vec!["5h"]),
@@ -236,6 +269,13 @@ fn environment_rejects_every_invalid_value() {
         (vec![("KEEPALIVE_TIMEOUT", "1 fortnight")], Invalid, "KEEPALIVE_TIMEOUT", vec!["1 fortnight"]),
         (vec![("PING_INTERVAL", "never")], Invalid, "PING_INTERVAL", vec!["never"]),
         (vec![("PING_INTERVAL", "0s")], Invalid, "PING_INTERVAL", vec!["0s"]),
+        (vec![("MAX_CONNECTION_AGE", "50ms")], Invalid, "MAX_CONNECTION_AGE", vec!["50ms", "must be at least 100ms"]),
+        (vec![("MAX_CONNECTION_AGE", "0s")], Invalid, "MAX_CONNECTION_AGE", vec!["0s", "must be at least 100ms"]),
+        (vec![("MAX_CONNECTION_AGE", "25h")], Invalid, "MAX_CONNECTION_AGE", vec!["25h"]),
+        (vec![("MAX_CONNECTION_AGE", "sometimes")], Invalid, "MAX_CONNECTION_AGE", vec!["sometimes"]),
+        (vec![("RESOLVE_INTERVAL", "0s")], Invalid, "RESOLVE_INTERVAL", vec!["0s"]),
+        (vec![("RESOLVE_INTERVAL", "25h")], Invalid, "RESOLVE_INTERVAL", vec!["25h"]),
+        (vec![("RESOLVE_INTERVAL", "never")], Invalid, "RESOLVE_INTERVAL", vec!["never"]),
         (vec![("HEALTH_CHECK", "maybe")], Invalid, "HEALTH_CHECK", vec!["maybe"]),
         (vec![("HEALTH_SERVICE", "a b")], Invalid, "HEALTH_SERVICE", vec!["a b"]),
     ];
@@ -250,7 +290,8 @@ fn environment_rejects_every_invalid_value() {
         for name in &set {
             std::env::remove_var(name);
         }
-        // Errors name the variable (`PREFIX_POOL_SIZE`); a conflict with TLS names the section.
+        // Errors name the variable (`PREFIX_POOL_SIZE`), a conflict with TLS the first TLS
+        // variable set; a suffix with a dot is a field name as it is.
         let field = if suffix.contains('.') {
             suffix.to_owned()
         } else {
@@ -316,6 +357,23 @@ fn toml_rejects_every_invalid_value() {
         ("[pool]\ncheckout_timeout = \"soon\"", Invalid, "pool.checkout_timeout", vec!["soon"]),
         ("[pool]\ncheckout_timeout = \"0ms\"", Invalid, "pool.checkout_timeout", vec!["0s"]),
         ("[pool]\nmax_in_flight_per_channel = 0", Invalid, "pool.max_in_flight_per_channel", vec!["0"]),
+        ("[pool]\nmin_size = 0\nmax_size = 4", Invalid, "pool.min_size", vec!["0"]),
+        ("[pool]\nmin_size = -1\nmax_size = 4", Invalid, "pool.min_size", vec!["-1"]),
+        ("[pool]\nmin_size = \"two\"\nmax_size = 4", Toml, "min_size", vec!["two"]),
+        ("[pool]\nmax_size = 0", Invalid, "pool.max_size", vec!["0"]),
+        ("[pool]\nmax_size = 4096", Invalid, "pool.max_size", vec!["4096"]),
+        ("[pool]\nmax_size = 2.5", Toml, "max_size", vec!["2.5"]),
+        ("[pool]\nmin_size = 2", Missing, "pool.max_size", vec!["pool.min_size"]),
+        ("[pool]\nmin_size = 9\nmax_size = 4", Invalid, "pool.min_size", vec!["9", "pool.max_size (4)"]),
+        ("[pool]\nsize = 9\nmax_size = 4", Invalid, "pool.size", vec!["9", "pool.max_size (4)"]),
+        ("[pool]\nsize = 1\nmin_size = 2\nmax_size = 4", Invalid, "pool.size", vec!["1", "pool.min_size (2)"]),
+        ("[pool]\nresize_interval = \"0s\"", Invalid, "pool.resize_interval", vec!["0s"]),
+        ("[pool]\nresize_interval = \"90m\"", Invalid, "pool.resize_interval", vec!["90m"]),
+        ("[pool]\nresize_interval = \"off\"", Invalid, "pool.resize_interval", vec!["off"]),
+        ("[pool]\nresize_interval = 5", Toml, "resize_interval", vec!["5"]),
+        ("[pool]\nresize_step = 0", Invalid, "pool.resize_step", vec!["0"]),
+        ("[pool]\nresize_step = 5000", Invalid, "pool.resize_step", vec!["5000"]),
+        ("[pool]\nresize_step = \"2\"", Toml, "resize_step", vec!["\"2\""]),
         ("[pool]\ndrain_timeout = \"2 hours\"", Invalid, "pool.drain_timeout", vec!["2h"]),
         ("[connection]\nconnect_timeout = \"five\"", Invalid, "connection.connect_timeout", vec!["five"]),
         ("[connection]\nrequest_timeout = \"0s\"", Invalid, "connection.request_timeout", vec!["0s"]),
@@ -323,6 +381,16 @@ fn toml_rejects_every_invalid_value() {
         ("[connection]\nkeepalive_timeout = \"1 fortnight\"", Invalid, "connection.keepalive_timeout", vec!["1 fortnight"]),
         ("[connection]\nping_interval = \"never\"", Invalid, "connection.ping_interval", vec!["never"]),
         ("[connection]\nping_interval = false", Toml, "ping_interval", vec!["false"]),
+        ("[connection]\nmax_connection_age = \"50ms\"", Invalid, "connection.max_connection_age", vec!["50ms", "must be at least 100ms"]),
+        ("[connection]\nmax_connection_age = \"0s\"", Invalid, "connection.max_connection_age", vec!["0s", "must be at least 100ms"]),
+        ("[connection]\nmax_connection_age = \"2 days\"", Invalid, "connection.max_connection_age", vec!["48h"]),
+        ("[connection]\nmax_connection_age = \"soon\"", Invalid, "connection.max_connection_age", vec!["soon"]),
+        ("[connection]\nmax_connection_age = false", Toml, "max_connection_age", vec!["false"]),
+        ("[connection]\nresolve_interval = \"0s\"", Invalid, "connection.resolve_interval", vec!["0s"]),
+        ("[connection]\nresolve_interval = \"25h\"", Invalid, "connection.resolve_interval", vec!["25h"]),
+        ("[connection]\nresolve_interval = \"never\"", Invalid, "connection.resolve_interval", vec!["never"]),
+        ("[connection]\nresolve_interval = 30", Toml, "resolve_interval", vec!["30"]),
+        ("[connection]\nresolver = \"dns\"", Toml, "resolver", vec![]),
         ("[connection]\nhealth_check = \"maybe\"", Toml, "health_check", vec!["maybe"]),
         ("[connection]\nhealth_service = \"a b\"", Invalid, "connection.health_service", vec!["a b"]),
         ("[pools]\nsize = 3", Toml, "pools", vec![]),
@@ -384,6 +452,10 @@ fn valid_values_from_every_source_agree() {
         [pool]
         name = "cfg-ok"
         size = 3
+        min_size = 2
+        max_size = 6
+        resize_interval = "2s"
+        resize_step = 1
         checkout_timeout = "2s"
         max_in_flight_per_channel = 50
         [connection]
@@ -391,12 +463,20 @@ fn valid_values_from_every_source_agree() {
         keepalive = "20s"
         keepalive_timeout = "5s"
         ping_interval = "off"
+        max_connection_age = "30m"
+        resolve_interval = "off"
         health_check = false
     "#;
     let from_toml = PoolConfig::from_toml_str(toml).unwrap();
     let from_code = PoolConfig::local("127.0.0.1", 50051)
         .name("cfg-ok")
         .size(3)
+        .min_size(2)
+        .max_size(6)
+        .resize_interval(Duration::from_secs(2))
+        .resize_step(1)
+        .max_connection_age(Some(Duration::from_secs(30 * 60)))
+        .resolve_interval(None)
         .checkout_timeout(Duration::from_secs(2))
         .max_in_flight_per_channel(50)
         .connect_timeout(Duration::from_secs(1))
@@ -409,4 +489,45 @@ fn valid_values_from_every_source_agree() {
         .unwrap();
     assert_eq!(from_toml, from_code);
     from_toml.validate().unwrap();
+    assert!(from_toml.is_elastic());
+    assert_eq!(
+        (from_toml.size(), from_toml.min_size(), from_toml.max_size()),
+        (3, 2, 6)
+    );
+    assert_eq!(
+        from_toml.max_connection_age(),
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(from_toml.resolve_interval(), None);
+
+    // The same values from the environment.
+    let vars = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "50051"),
+        ("POOL_SIZE", "3"),
+        ("POOL_MIN_SIZE", "2"),
+        ("POOL_MAX_SIZE", "6"),
+        ("POOL_RESIZE_INTERVAL", "2s"),
+        ("POOL_RESIZE_STEP", "1"),
+        ("MAX_CONNECTION_AGE", "30m"),
+        ("RESOLVE_INTERVAL", "off"),
+    ];
+    let prefix = "GRPCPOOL_CFGOK";
+    for (k, v) in vars {
+        std::env::set_var(format!("{prefix}_{k}"), v);
+    }
+    let from_env = PoolConfig::from_env(prefix);
+    for (k, _) in vars {
+        std::env::remove_var(format!("{prefix}_{k}"));
+    }
+    let from_env = from_env.unwrap();
+    let summary = |c: &PoolConfig| {
+        (
+            c.endpoints(),
+            (c.size(), c.min_size(), c.max_size(), c.is_elastic()),
+            (c.resize_interval(), c.resize_step()),
+            (c.max_connection_age(), c.resolve_interval()),
+        )
+    };
+    assert_eq!(summary(&from_env), summary(&from_toml));
 }

@@ -73,6 +73,11 @@ impl PooledChannel {
         &self.slot.endpoint.display
     }
 
+    /// The address of the connection's peer, once connected.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.conn.peer.get().copied()
+    }
+
     /// The connection's process-unique id (changes when the slot reconnects).
     pub(crate) fn connection_id(&self) -> u64 {
         self.conn.id
@@ -123,8 +128,10 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             None => InFlight::acquire(self.slot.clone()),
         };
         self.slot.calls.fetch_add(1, Ordering::Relaxed);
+        let started = self.slot.metrics.call_started();
         if let Some(interceptor) = &self.interceptor {
             if let Err(status) = interceptor(&mut request) {
+                self.slot.metrics.call_ended(started, Some(status.code()));
                 return Box::pin(async move {
                     drop(guard);
                     Err(Box::new(status) as BoxError)
@@ -136,7 +143,10 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
         let future = tower_service::Service::call(&mut self.channel, request);
         Box::pin(async move {
             match future.await {
-                Ok(response) => Ok(response.map(|body| PooledBody::new(body, guard))),
+                Ok(response) => {
+                    let record = CallRecord::new(started, &slot, &response);
+                    Ok(response.map(|body| PooledBody::new(body, guard, record)))
+                }
                 Err(err) => {
                     drop(guard);
                     slot.failures.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +155,12 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                         tracing::debug!(slot = slot.index, error = %error_chain(&err), "call saw the connection fail");
                         conn.lost.cancel();
                     }
-                    Err(to_status(err, verdict))
+                    let error = to_status(err, verdict);
+                    let code = error
+                        .downcast_ref::<tonic::Status>()
+                        .map_or(tonic::Code::Unavailable, tonic::Status::code);
+                    slot.metrics.call_ended(started, Some(code));
+                    Err(error)
                 }
             }
         })
@@ -202,16 +217,56 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Body,
         guard: Option<InFlight>,
+        record: Option<CallRecord>,
     }
 }
 
 impl PooledBody {
-    pub(crate) fn new(inner: Body, guard: InFlight) -> Self {
+    pub(crate) fn new(inner: Body, guard: InFlight, record: Option<CallRecord>) -> Self {
         Self {
             inner,
             guard: Some(guard),
+            record,
         }
     }
+}
+
+/// What the `metrics` feature records when a call ends: its duration and status, the
+/// status taken from trailers-only headers, the trailers or a body error; a response
+/// dropped before its end counts as `CANCELLED`. `None` without the feature.
+#[derive(Debug)]
+pub(crate) struct CallRecord {
+    started: std::time::Instant,
+    code: Option<tonic::Code>,
+    metrics: Arc<crate::metrics::PoolMetrics>,
+}
+
+impl CallRecord {
+    fn new<B>(
+        started: Option<std::time::Instant>,
+        slot: &Slot,
+        response: &http::Response<B>,
+    ) -> Option<Self> {
+        Some(Self {
+            started: started?,
+            code: grpc_status(response.headers()),
+            metrics: slot.metrics.clone(),
+        })
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        let code = self.code.unwrap_or(tonic::Code::Cancelled);
+        self.metrics.call_ended(Some(self.started), Some(code));
+    }
+}
+
+/// The `grpc-status` of a header or trailer map, if present.
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let value = headers.get("grpc-status")?;
+    let code: i32 = value.to_str().ok()?.parse().ok()?;
+    Some(tonic::Code::from_i32(code))
 }
 
 /// An empty body holding no call (tonic's interceptors need `Default`).
@@ -220,6 +275,7 @@ impl Default for PooledBody {
         Self {
             inner: Body::default(),
             guard: None,
+            record: None,
         }
     }
 }
@@ -247,13 +303,24 @@ impl HttpBody for PooledBody {
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
             Poll::Ready(Some(Ok(frame))) => frame.is_trailers(),
         };
-        if done {
-            this.guard.take();
-        }
-        match result {
+        let result = match result {
             Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(body_error(status)))),
             other => other,
+        };
+        if done {
+            this.guard.take();
+            if let Some(mut record) = this.record.take() {
+                record.code = match &result {
+                    Poll::Ready(Some(Err(status))) => Some(status.code()),
+                    Poll::Ready(Some(Ok(frame))) => {
+                        frame.trailers_ref().and_then(grpc_status).or(record.code)
+                    }
+                    // Ended without trailers: complete only as a trailers-only response.
+                    _ => record.code.or(Some(tonic::Code::Unknown)),
+                };
+            }
         }
+        result
     }
 
     fn is_end_stream(&self) -> bool {

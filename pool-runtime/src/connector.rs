@@ -16,9 +16,10 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use http::Uri;
@@ -35,16 +36,26 @@ pub(crate) struct OnceConnector {
     used: Arc<AtomicBool>,
     lost: CancellationToken,
     kill: CancellationToken,
+    addrs: Arc<[SocketAddr]>,
+    peer: Arc<OnceLock<SocketAddr>>,
 }
 
 impl OnceConnector {
     /// `lost` is cancelled when the connection ends; cancelling `kill` (the pool stopping)
-    /// aborts the connection, failing the calls still on it.
-    pub(crate) fn new(lost: CancellationToken, kill: CancellationToken) -> Self {
+    /// aborts the connection, failing the calls still on it. `addrs` are tried in order
+    /// (empty: the URI's host is resolved here); the address connected to goes to `peer`.
+    pub(crate) fn new(
+        lost: CancellationToken,
+        kill: CancellationToken,
+        addrs: Arc<[SocketAddr]>,
+        peer: Arc<OnceLock<SocketAddr>>,
+    ) -> Self {
         Self {
             used: Arc::new(AtomicBool::new(false)),
             lost,
             kill,
+            addrs,
+            peer,
         }
     }
 }
@@ -71,7 +82,20 @@ impl tower_service::Service<Uri> for OnceConnector {
         }
         let lost = self.lost.clone();
         let kill = Box::pin(self.kill.clone().cancelled_owned());
+        let addrs = self.addrs.clone();
+        let peer = self.peer.clone();
         Box::pin(async move {
+            if !addrs.is_empty() {
+                // The pool resolved the host: the slot's preferred address first, then the
+                // others of the same endpoint (an address family the server does not listen
+                // on must not leave the slot failing).
+                let stream = TcpStream::connect(&addrs[..]).await?;
+                stream.set_nodelay(true)?;
+                if let Ok(addr) = stream.peer_addr() {
+                    let _ = peer.set(addr);
+                }
+                return Ok(TokioIo::new(WatchedIo { stream, lost, kill }));
+            }
             let host = uri
                 .host()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
@@ -84,6 +108,9 @@ impl tower_service::Service<Uri> for OnceConnector {
             });
             let stream = TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
+            if let Ok(addr) = stream.peer_addr() {
+                let _ = peer.set(addr);
+            }
             Ok(TokioIo::new(WatchedIo { stream, lost, kill }))
         })
     }

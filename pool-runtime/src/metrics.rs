@@ -1,37 +1,199 @@
-//! Counters and histograms through the `metrics` facade (cargo feature `metrics`), labelled
-//! by pool name. Without the feature every function is a no-op.
+//! Counters, gauges and histograms through the [`metrics`] facade (cargo feature `metrics`),
+//! every one labelled `pool = <name>`. Without the feature every method is a no-op and
+//! [`PoolMetrics`] is empty.
+//!
+//! | name | kind | extra labels | what |
+//! |---|---|---|---|
+//! | `grpc_pool_calls_total` | counter | | calls sent |
+//! | `grpc_pool_call_failures_total` | counter | `code` | calls that ended in a status other than OK (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...), transport failures included |
+//! | `grpc_pool_call_duration_seconds` | histogram | | from sending the request to the end of the response |
+//! | `grpc_pool_checkout_wait_seconds` | histogram | | checkouts that had to wait |
+//! | `grpc_pool_checkout_timeouts_total` | counter | | checkouts that timed out |
+//! | `grpc_pool_reconnects_total` | counter | | connections replaced after a loss |
+//! | `grpc_pool_connect_failures_total` | counter | | failed connection attempts |
+//! | `grpc_pool_refreshes_total` | counter | `reason` (`max_age`, `moved`) | connections replaced while healthy |
+//! | `grpc_pool_resizes_total` | counter | `direction` (`up`, `down`) | elastic size changes |
+//! | `grpc_pool_size` | gauge | | channels (slots) |
+//! | `grpc_pool_channels_ready` | gauge | | channels READY |
+//! | `grpc_pool_channels_unhealthy` | gauge | | channels reporting NOT_SERVING |
+//! | `grpc_pool_in_flight` | gauge | | calls in flight |
+//!
+//! Handles are registered when the pool starts, so install the recorder (for example
+//! `metrics_exporter_prometheus::PrometheusBuilder::install_recorder`) before starting pools.
 
 use std::time::Duration;
 
+use crate::status::ChannelState;
+
 #[cfg(feature = "metrics")]
 mod imp {
-    use super::Duration;
+    use super::{ChannelState, Duration};
+    use metrics::{Counter, Gauge, Histogram};
 
-    pub(crate) fn checkout_wait(pool: &str, waited: Duration) {
-        metrics::histogram!("grpc_pool_checkout_wait_seconds", "pool" => pool.to_owned())
-            .record(waited.as_secs_f64());
+    /// The handles of one pool, registered once at start.
+    #[derive(Debug)]
+    pub(crate) struct PoolMetrics {
+        pool: String,
+        calls: Counter,
+        call_duration: Histogram,
+        checkout_wait: Histogram,
+        checkout_timeouts: Counter,
+        reconnects: Counter,
+        connect_failures: Counter,
+        size: Gauge,
+        ready: Gauge,
+        unhealthy: Gauge,
+        in_flight: Gauge,
     }
-    pub(crate) fn checkout_timeout(pool: &str) {
-        metrics::counter!("grpc_pool_checkout_timeouts_total", "pool" => pool.to_owned())
-            .increment(1);
-    }
-    pub(crate) fn reconnect(pool: &str) {
-        metrics::counter!("grpc_pool_reconnects_total", "pool" => pool.to_owned()).increment(1);
-    }
-    pub(crate) fn connect_failed(pool: &str) {
-        metrics::counter!("grpc_pool_connect_failures_total", "pool" => pool.to_owned())
-            .increment(1);
+
+    impl PoolMetrics {
+        pub(crate) fn new(pool: &str) -> Self {
+            let label = || ("pool", pool.to_owned());
+            Self {
+                pool: pool.to_owned(),
+                calls: metrics::counter!("grpc_pool_calls_total", &[label()]),
+                call_duration: metrics::histogram!("grpc_pool_call_duration_seconds", &[label()]),
+                checkout_wait: metrics::histogram!("grpc_pool_checkout_wait_seconds", &[label()]),
+                checkout_timeouts: metrics::counter!(
+                    "grpc_pool_checkout_timeouts_total",
+                    &[label()]
+                ),
+                reconnects: metrics::counter!("grpc_pool_reconnects_total", &[label()]),
+                connect_failures: metrics::counter!(
+                    "grpc_pool_connect_failures_total",
+                    &[label()]
+                ),
+                size: metrics::gauge!("grpc_pool_size", &[label()]),
+                ready: metrics::gauge!("grpc_pool_channels_ready", &[label()]),
+                unhealthy: metrics::gauge!("grpc_pool_channels_unhealthy", &[label()]),
+                in_flight: metrics::gauge!("grpc_pool_in_flight", &[label()]),
+            }
+        }
+
+        /// A call is about to be sent.
+        pub(crate) fn call_started(&self) -> Option<std::time::Instant> {
+            self.calls.increment(1);
+            Some(std::time::Instant::now())
+        }
+
+        /// A call ended with `code` (`None`: OK).
+        pub(crate) fn call_ended(
+            &self,
+            started: Option<std::time::Instant>,
+            code: Option<tonic::Code>,
+        ) {
+            if let Some(started) = started {
+                self.call_duration.record(started.elapsed().as_secs_f64());
+            }
+            if let Some(code) = code.filter(|c| *c != tonic::Code::Ok) {
+                metrics::counter!(
+                    "grpc_pool_call_failures_total",
+                    "pool" => self.pool.clone(),
+                    "code" => super::code_name(code),
+                )
+                .increment(1);
+            }
+        }
+
+        pub(crate) fn checkout_wait(&self, waited: Duration) {
+            self.checkout_wait.record(waited.as_secs_f64());
+        }
+        pub(crate) fn checkout_timeout(&self) {
+            self.checkout_timeouts.increment(1);
+        }
+        pub(crate) fn reconnect(&self) {
+            self.reconnects.increment(1);
+        }
+        pub(crate) fn connect_failed(&self) {
+            self.connect_failures.increment(1);
+        }
+        pub(crate) fn refreshed(&self, reason: &'static str) {
+            metrics::counter!("grpc_pool_refreshes_total", "pool" => self.pool.clone(), "reason" => reason)
+                .increment(1);
+        }
+        pub(crate) fn resized(&self, direction: &'static str) {
+            metrics::counter!("grpc_pool_resizes_total", "pool" => self.pool.clone(), "direction" => direction)
+                .increment(1);
+        }
+        /// A slot went from `old` to `new` (`None`: the slot came or went). Gauges move by
+        /// increments only, so pools of the same name (a restarted pool) add up correctly.
+        pub(crate) fn state_changed(&self, old: Option<ChannelState>, new: Option<ChannelState>) {
+            for (state, delta) in [(old, -1.0), (new, 1.0)] {
+                match state {
+                    None => self.size.increment(-delta),
+                    Some(ChannelState::Ready) => self.ready.increment(delta),
+                    Some(ChannelState::Unhealthy) => self.unhealthy.increment(delta),
+                    Some(_) => {}
+                }
+            }
+        }
+        pub(crate) fn in_flight(&self, delta: f64) {
+            self.in_flight.increment(delta);
+        }
     }
 }
 
 #[cfg(not(feature = "metrics"))]
 mod imp {
-    use super::Duration;
+    use super::{ChannelState, Duration};
 
-    pub(crate) fn checkout_wait(_pool: &str, _waited: Duration) {}
-    pub(crate) fn checkout_timeout(_pool: &str) {}
-    pub(crate) fn reconnect(_pool: &str) {}
-    pub(crate) fn connect_failed(_pool: &str) {}
+    /// Without the `metrics` feature: nothing.
+    #[derive(Debug)]
+    pub(crate) struct PoolMetrics;
+
+    #[allow(clippy::unused_self)]
+    impl PoolMetrics {
+        pub(crate) fn new(_pool: &str) -> Self {
+            PoolMetrics
+        }
+        #[inline]
+        pub(crate) fn call_started(&self) -> Option<std::time::Instant> {
+            None
+        }
+        #[inline]
+        pub(crate) fn call_ended(
+            &self,
+            _started: Option<std::time::Instant>,
+            _code: Option<tonic::Code>,
+        ) {
+        }
+        pub(crate) fn checkout_wait(&self, _waited: Duration) {}
+        pub(crate) fn checkout_timeout(&self) {}
+        pub(crate) fn reconnect(&self) {}
+        pub(crate) fn connect_failed(&self) {}
+        pub(crate) fn refreshed(&self, _reason: &'static str) {}
+        pub(crate) fn resized(&self, _direction: &'static str) {}
+        #[inline]
+        pub(crate) fn state_changed(&self, _old: Option<ChannelState>, _new: Option<ChannelState>) {
+        }
+        #[inline]
+        pub(crate) fn in_flight(&self, _delta: f64) {}
+    }
 }
 
-pub(crate) use imp::{checkout_timeout, checkout_wait, connect_failed, reconnect};
+pub(crate) use imp::PoolMetrics;
+
+/// The canonical upper-case name of a gRPC status code (`UNAVAILABLE`).
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
@@ -14,6 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::channel::{Interceptor, PooledChannel};
 use crate::config::{PoolConfig, Settings};
 use crate::error::{ConnectFailure, PoolError};
+use crate::metrics::PoolMetrics;
 use crate::registry::{self, Registration};
 use crate::slot::{InFlight, Signals, Slot, WaiterGuard};
 use crate::status::{ChannelState, PoolStatus};
@@ -44,11 +46,17 @@ pub(crate) struct Handle {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) settings: Arc<Settings>,
+    /// The current slots. Replaced (never edited in place) when an elastic pool resizes.
     pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
     pub(crate) signals: Arc<Signals>,
-    cancel: CancellationToken,
+    pub(crate) metrics: Arc<PoolMetrics>,
+    /// The addresses of each endpoint (by position), as last resolved.
+    pub(crate) resolved: Mutex<Vec<Arc<[SocketAddr]>>>,
+    /// The index of the next slot added (indexes are never reused).
+    next_index: AtomicUsize,
+    pub(crate) cancel: CancellationToken,
     tracker: TaskTracker,
-    span: tracing::Span,
+    pub(crate) span: tracing::Span,
     interceptor: Option<Interceptor>,
 }
 
@@ -85,18 +93,40 @@ impl Pool {
         let settings = Arc::new(settings);
         let span = tracing::info_span!("grpc_pool", pool = %settings.name);
         let signals = Arc::new(Signals::default());
+        let metrics = Arc::new(PoolMetrics::new(&settings.name));
+        let cancel = CancellationToken::new();
+        let resolved = crate::maintain::initial_addresses(&settings)
+            .instrument(span.clone())
+            .await;
         let slots: Vec<Arc<Slot>> = (0..settings.size)
             .map(|i| {
-                let endpoint = settings.endpoints[i % settings.endpoints.len()].clone();
-                Arc::new(Slot::new(i, endpoint, signals.clone()))
+                let e = i % settings.endpoints.len();
+                Arc::new(Slot::new(
+                    i,
+                    e,
+                    settings.endpoints[e].clone(),
+                    signals.clone(),
+                    metrics.clone(),
+                    cancel.child_token(),
+                ))
             })
             .collect();
+        for (e, addrs) in resolved.iter().enumerate() {
+            let mine: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.endpoint_index == e).collect();
+            crate::maintain::assign(&mine, addrs);
+        }
+        for _ in &slots {
+            metrics.state_changed(None, Some(ChannelState::Connecting));
+        }
         let shared = Arc::new(Shared {
             id,
             settings: settings.clone(),
+            next_index: AtomicUsize::new(slots.len()),
             slots: ArcSwap::from_pointee(slots),
             signals,
-            cancel: CancellationToken::new(),
+            metrics,
+            resolved: Mutex::new(resolved),
+            cancel,
             tracker: TaskTracker::new(),
             span: span.clone(),
             interceptor: settings.interceptor.as_ref().map(|i| i.0.clone()),
@@ -114,9 +144,12 @@ impl Pool {
         };
         info!(parent: &span, size = settings.size, endpoints = %settings.endpoint_list(), "starting");
         for slot in shared.slots.load().iter() {
-            let slot_span = tracing::info_span!(parent: &span, "slot", pool = %settings.name, slot = slot.index, endpoint = %slot.endpoint.display);
-            let task = crate::worker::run(slot.clone(), settings.clone(), shared.cancel.clone());
-            shared.tracker.spawn(task.instrument(slot_span));
+            shared.spawn_worker(slot.clone());
+        }
+        let resolves = settings.endpoints.iter().any(|e| !e.is_ip);
+        if resolves || settings.max_size > settings.min_size {
+            let task = crate::maintain::run(shared.clone());
+            shared.tracker.spawn(task.instrument(span.clone()));
         }
         shared.wait_started().instrument(span.clone()).await?;
         guard.armed = false;
@@ -345,7 +378,7 @@ impl Shared {
             notified.as_mut().enable();
             match self.pick(exclude) {
                 Pick::Got(channel) => {
-                    crate::metrics::checkout_wait(&self.settings.name, started.elapsed());
+                    self.metrics.checkout_wait(started.elapsed());
                     return Ok(channel);
                 }
                 Pick::Closed => return Err(self.closed_error()),
@@ -355,7 +388,7 @@ impl Shared {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let waited = started.elapsed();
                 debug!(parent: &self.span, waited = ?waited, "checkout timed out");
-                crate::metrics::checkout_timeout(&self.settings.name);
+                self.metrics.checkout_timeout();
                 return Err(PoolError::CheckoutTimeout {
                     pool: self.settings.name.clone(),
                     waited,
@@ -398,9 +431,85 @@ impl Shared {
         self.tracker.close();
         for slot in self.slots.load().iter() {
             slot.uninstall();
-            slot.set_state(ChannelState::Closed);
+            slot.close();
         }
         self.signals.state_changed();
+    }
+
+    /// Spawns the worker of `slot` in its span.
+    fn spawn_worker(&self, slot: Arc<Slot>) {
+        let settings = &self.settings;
+        let slot_span = tracing::info_span!(parent: &self.span, "slot", pool = %settings.name, slot = slot.index, endpoint = %slot.endpoint.display);
+        let task = crate::worker::run(slot, settings.clone(), self.cancel.clone());
+        self.tracker.spawn(task.instrument(slot_span));
+    }
+
+    /// The calls in flight and the READY channels now (for elastic sizing).
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let slots = self.slots.load();
+        let ready = slots
+            .iter()
+            .filter(|s| s.state() == ChannelState::Ready)
+            .count();
+        let in_flight = slots
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum();
+        (in_flight, ready)
+    }
+
+    /// Adds `count` slots (elastic growth), each on the endpoint with the fewest slots.
+    pub(crate) fn grow(&self, count: usize) {
+        if self.is_closed() {
+            return;
+        }
+        let mut slots: Vec<Arc<Slot>> = self.slots.load().iter().cloned().collect();
+        let mut added = Vec::with_capacity(count);
+        for _ in 0..count {
+            let e = crate::maintain::endpoint_for_new_slot(&slots, self.settings.endpoints.len());
+            let slot = Arc::new(Slot::new(
+                self.next_index.fetch_add(1, Ordering::Relaxed),
+                e,
+                self.settings.endpoints[e].clone(),
+                self.signals.clone(),
+                self.metrics.clone(),
+                self.cancel.child_token(),
+            ));
+            self.metrics
+                .state_changed(None, Some(ChannelState::Connecting));
+            slots.push(slot.clone());
+            let addrs = self.resolved.lock().unwrap_or_else(|p| p.into_inner())[e].clone();
+            let mine: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.endpoint_index == e).collect();
+            crate::maintain::assign(&mine, &addrs);
+            added.push(slot);
+        }
+        self.slots.store(Arc::new(slots));
+        for slot in added {
+            self.spawn_worker(slot);
+        }
+        self.metrics.resized("up");
+    }
+
+    /// Removes `count` slots (elastic shrink). A removed slot takes no new calls; its calls
+    /// in flight finish on its connection, which then closes.
+    pub(crate) fn shrink(&self, count: usize) {
+        if self.is_closed() {
+            return;
+        }
+        let mut slots: Vec<Arc<Slot>> = self.slots.load().iter().cloned().collect();
+        let mut removed = Vec::with_capacity(count);
+        for _ in 0..count {
+            let Some(i) = crate::maintain::victim(&slots) else {
+                break;
+            };
+            removed.push(slots.remove(i));
+        }
+        self.slots.store(Arc::new(slots));
+        for slot in removed {
+            debug!(parent: &self.span, slot = slot.index, in_flight = slot.in_flight.load(Ordering::Relaxed), "removing slot");
+            slot.stop.cancel();
+        }
+        self.metrics.resized("down");
     }
 
     async fn shutdown(&self) {

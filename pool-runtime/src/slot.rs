@@ -3,8 +3,9 @@
 //! Written by the slot's worker (state, connection) and by calls (counters); read lock-free
 //! by `checkout`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::config::EndpointSpec;
+use crate::metrics::PoolMetrics;
 use crate::status::{ChannelState, ChannelStatus};
 
 /// Pool-wide wake-ups: checkout waiters, the start waiter and the shutdown drain.
@@ -23,6 +25,8 @@ pub(crate) struct Signals {
     pub(crate) waiters: AtomicUsize,
     /// Set once shutdown begins.
     pub(crate) closed: AtomicBool,
+    /// A connection attempt failed: re-resolve host names soon (the pool's maintenance task).
+    pub(crate) resolve_now: Notify,
 }
 
 impl Signals {
@@ -69,26 +73,49 @@ pub(crate) struct Conn {
     /// Cancelled when the connection is closed, broken, going away, or a call proved it
     /// unusable. The worker then replaces it.
     pub(crate) lost: CancellationToken,
+    /// The address the slot preferred when this connection was opened (`None`: the
+    /// connector resolved the host itself).
+    pub(crate) preferred: Option<SocketAddr>,
+    /// The peer address, once connected.
+    pub(crate) peer: Arc<OnceLock<SocketAddr>>,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Conn {
-    pub(crate) fn new(channel: Channel, lost: CancellationToken) -> Self {
+    pub(crate) fn new(
+        channel: Channel,
+        lost: CancellationToken,
+        preferred: Option<SocketAddr>,
+        peer: Arc<OnceLock<SocketAddr>>,
+    ) -> Self {
         Self {
             channel,
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             lost,
+            preferred,
+            peer,
         }
     }
 }
 
-/// A slot: one of the pool's `size` channels.
+/// A slot: one of the pool's channels.
 #[derive(Debug)]
 pub(crate) struct Slot {
+    /// Unique within the pool (an elastic pool never reuses an index).
     pub(crate) index: usize,
+    /// Position of `endpoint` in the pool's endpoint list.
+    pub(crate) endpoint_index: usize,
     pub(crate) endpoint: EndpointSpec,
+    /// The addresses to connect to, the preferred one first (empty: the connector resolves
+    /// the host). Set by the pool's resolver; a change of the first asks for a refresh.
+    addrs: Mutex<Arc<[SocketAddr]>>,
+    /// Wakes the worker to replace a healthy connection (its preferred address moved).
+    pub(crate) refresh: Notify,
+    /// Cancelled when the slot is removed (elastic shrink) or the pool stops: ends the worker.
+    pub(crate) stop: CancellationToken,
     pub(crate) signals: Arc<Signals>,
+    pub(crate) metrics: Arc<PoolMetrics>,
     state: AtomicU8,
     conn: ArcSwapOption<Conn>,
     /// Calls checked out or in progress on this slot (any of its connections).
@@ -96,23 +123,38 @@ pub(crate) struct Slot {
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Healthy connections replaced (maximum age, moved address).
+    pub(crate) refreshes: AtomicU64,
     /// Consecutive failed connection attempts (reset when a connection is made).
     pub(crate) connect_failures: AtomicU32,
     last_error: Mutex<Option<String>>,
 }
 
 impl Slot {
-    pub(crate) fn new(index: usize, endpoint: EndpointSpec, signals: Arc<Signals>) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        endpoint_index: usize,
+        endpoint: EndpointSpec,
+        signals: Arc<Signals>,
+        metrics: Arc<PoolMetrics>,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
             index,
+            endpoint_index,
             endpoint,
+            addrs: Mutex::new(Arc::from(Vec::new())),
+            refresh: Notify::new(),
+            stop,
             signals,
+            metrics,
             state: AtomicU8::new(ChannelState::Connecting as u8),
             conn: ArcSwapOption::empty(),
             in_flight: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
             connect_failures: AtomicU32::new(0),
             last_error: Mutex::new(None),
         }
@@ -126,7 +168,43 @@ impl Slot {
     pub(crate) fn set_state(&self, state: ChannelState) {
         let old = self.state.swap(state as u8, Ordering::AcqRel);
         if old != state as u8 {
+            self.metrics
+                .state_changed(Some(ChannelState::from_u8(old)), Some(state));
             self.signals.state_changed();
+        }
+    }
+
+    /// Marks the slot removed from the pool (elastic shrink, shutdown): `Closed`, counted
+    /// out of the gauges. Idempotent.
+    pub(crate) fn close(&self) {
+        let old = self.state.swap(ChannelState::Closed as u8, Ordering::AcqRel);
+        if old != ChannelState::Closed as u8 {
+            self.metrics
+                .state_changed(Some(ChannelState::from_u8(old)), None);
+            self.signals.state_changed();
+        }
+    }
+
+    /// The addresses to connect to, preferred first (empty: resolve the host).
+    pub(crate) fn addrs(&self) -> Arc<[SocketAddr]> {
+        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The preferred address, if the pool resolved one.
+    pub(crate) fn preferred(&self) -> Option<SocketAddr> {
+        self.addrs().first().copied()
+    }
+
+    /// Sets the addresses; wakes the worker to move when the preferred one changed.
+    pub(crate) fn set_addrs(&self, addrs: Arc<[SocketAddr]>) {
+        let moved = {
+            let mut current = self.addrs.lock().unwrap_or_else(|e| e.into_inner());
+            let moved = current.first() != addrs.first();
+            *current = addrs;
+            moved
+        };
+        if moved {
+            self.refresh.notify_one();
         }
     }
 
@@ -135,8 +213,10 @@ impl Slot {
         self.conn.load_full()
     }
 
-    pub(crate) fn install(&self, conn: Conn) {
-        self.conn.store(Some(Arc::new(conn)));
+    /// Installs a connection; the one it replaces (if any) is returned, still open for the
+    /// calls that hold it (it closes when the last of them ends).
+    pub(crate) fn install(&self, conn: Conn) -> Option<Arc<Conn>> {
+        self.conn.swap(Some(Arc::new(conn)))
     }
 
     /// Drops the slot's reference to its connection (calls still using it keep it open).
@@ -162,6 +242,7 @@ impl Slot {
         match cap {
             None => {
                 self.in_flight.fetch_add(1, Ordering::AcqRel);
+                self.metrics.in_flight(1.0);
                 true
             }
             Some(cap) => {
@@ -173,7 +254,10 @@ impl Slot {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return true,
+                        Ok(_) => {
+                            self.metrics.in_flight(1.0);
+                            return true;
+                        }
                         Err(actual) => current = actual,
                     }
                 }
@@ -185,6 +269,7 @@ impl Slot {
     /// Gives back one in-flight call and wakes a waiter.
     pub(crate) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.in_flight(-1.0);
         self.signals.released();
     }
 
@@ -192,11 +277,16 @@ impl Slot {
         ChannelStatus {
             index: self.index,
             endpoint: self.endpoint.display.clone(),
+            address: self
+                .conn()
+                .and_then(|c| c.peer.get().copied())
+                .or_else(|| self.preferred()),
             state: self.state(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            refreshes: self.refreshes.load(Ordering::Relaxed),
             last_error: self.last_error(),
         }
     }
@@ -217,6 +307,7 @@ impl InFlight {
     /// Counts a new call (no cap: the caller already holds a checkout).
     pub(crate) fn acquire(slot: Arc<Slot>) -> Self {
         slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        slot.metrics.in_flight(1.0);
         Self { slot }
     }
 }

@@ -1,6 +1,7 @@
 //! A snapshot of a pool: [`PoolStatus`] and one [`ChannelStatus`] per slot.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 /// The state of one channel (slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +57,9 @@ pub struct ChannelStatus {
     pub index: usize,
     /// The endpoint the slot connects to.
     pub endpoint: String,
+    /// The address connected to (or, while connecting, the one the slot will try first),
+    /// when known.
+    pub address: Option<SocketAddr>,
     /// Current state.
     pub state: ChannelState,
     /// Calls checked out or in progress.
@@ -66,6 +70,8 @@ pub struct ChannelStatus {
     pub failures: u64,
     /// Connections replaced after a loss.
     pub reconnects: u64,
+    /// Healthy connections replaced before use ended (maximum age reached, address moved).
+    pub refreshes: u64,
     /// The last connection or health error, if any.
     pub last_error: Option<String>,
 }
@@ -90,8 +96,10 @@ pub struct PoolStatus {
     pub calls: u64,
     /// Calls that ended in a transport error.
     pub failures: u64,
-    /// Connections replaced.
+    /// Connections replaced after a loss.
     pub reconnects: u64,
+    /// Healthy connections replaced (maximum age, moved address).
+    pub refreshes: u64,
     /// Whether the pool is shut down (or shutting down).
     pub closed: bool,
     /// Per channel.
@@ -110,6 +118,7 @@ impl PoolStatus {
             calls: channels.iter().map(|c| c.calls).sum(),
             failures: channels.iter().map(|c| c.failures).sum(),
             reconnects: channels.iter().map(|c| c.reconnects).sum(),
+            refreshes: channels.iter().map(|c| c.refreshes).sum(),
             name,
             closed,
             channels,
@@ -121,7 +130,7 @@ impl fmt::Display for PoolStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "pool {}{}: {}/{} ready, {} connecting, {} unhealthy, {} in flight, {} calls, {} failures, {} reconnects",
+            "pool {}{}: {}/{} ready, {} connecting, {} unhealthy, {} in flight, {} calls, {} failures, {} reconnects, {} refreshes",
             self.name,
             if self.closed { " (closed)" } else { "" },
             self.ready,
@@ -131,7 +140,8 @@ impl fmt::Display for PoolStatus {
             self.in_flight,
             self.calls,
             self.failures,
-            self.reconnects
+            self.reconnects,
+            self.refreshes
         )?;
         let width = self
             .channels
@@ -140,17 +150,29 @@ impl fmt::Display for PoolStatus {
             .max()
             .unwrap_or(0)
             .max("endpoint".len());
+        let addresses: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| c.address.map_or_else(|| "-".to_owned(), |a| a.to_string()))
+            .collect();
+        let aw = addresses
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max("address".len());
         writeln!(
             f,
-            "{:>4}  {:<width$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  last error",
-            "slot", "endpoint", "state", "in flight", "calls", "failures", "reconnects"
+            "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  last error",
+            "slot", "endpoint", "address", "state", "in flight", "calls", "failures", "reconnects"
         )?;
-        for c in &self.channels {
+        for (c, address) in self.channels.iter().zip(&addresses) {
             writeln!(
                 f,
-                "{:>4}  {:<width$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {}",
+                "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {}",
                 c.index,
                 c.endpoint,
+                address,
                 c.state,
                 c.in_flight,
                 c.calls,

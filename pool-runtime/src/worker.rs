@@ -24,72 +24,157 @@ use crate::status::ChannelState;
 /// See `run`: connections lost sooner than this count as failed attempts.
 const MIN_UPTIME: Duration = Duration::from_millis(100);
 
-/// Runs until `cancel` fires. Call inside the slot's span.
-pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, cancel: CancellationToken) {
+/// Why the watch of a connection ended.
+enum Watch {
+    /// The slot was removed or the pool stopped.
+    Stopped,
+    /// The connection was lost (closed, broken, going away, failed a probe).
+    Lost(String),
+    /// The connection works but should be replaced (maximum age, moved address).
+    Refresh(&'static str),
+}
+
+/// Runs until the slot's `stop` token fires. Call inside the slot's span. `kill` is the
+/// pool's token: it aborts the connections themselves (a removed slot's connection drains).
+pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: CancellationToken) {
+    let cancel = slot.stop.clone();
     let mut backoff = Backoff::new(settings.retry.base_delay, settings.retry.max_delay);
     let mut warned_no_health = false;
     // As in gRPC, a connection that became READY resets the backoff and a lost one is
     // replaced at once (GOAWAY, max connection age). Only a connection lost within
     // `MIN_UPTIME` of its start takes a backoff step, so a server that accepts and then drops
     // every connection does not make the worker spin.
-    loop {
+    'connect: loop {
         slot.set_state(ChannelState::Connecting);
         let attempt = backoff.failures() + 1;
         debug!(attempt, "connecting");
         let result = tokio::select! {
-            _ = cancel.cancelled() => return,
-            result = connect(&slot, &settings, &cancel) => result,
+            _ = cancel.cancelled() => break 'connect,
+            result = connect(&slot, &settings, &kill) => result,
         };
         let (conn, probe) = match result {
             Ok(ok) => ok,
             Err(cause) => {
                 slot.set_last_error(cause.clone());
                 slot.connect_failures.fetch_add(1, Ordering::SeqCst);
-                crate::metrics::connect_failed(&settings.name);
+                slot.metrics.connect_failed();
+                slot.signals.resolve_now.notify_one();
                 let delay = backoff.next_delay();
                 warn!(attempt, delay = ?delay, error = %cause, "connect failed; backing off");
                 slot.set_state(ChannelState::Backoff);
                 if !sleep_or_cancel(delay, &cancel).await {
-                    return;
+                    break 'connect;
                 }
                 continue;
             }
         };
         slot.connect_failures.store(0, Ordering::SeqCst);
-        let lost = conn.lost.clone();
-        let channel = conn.channel.clone();
-        let connected_at = Instant::now();
+        let mut current = Current::new(&conn, &settings);
         slot.install(conn);
         apply_probe(&slot, &settings, probe, &mut warned_no_health, true);
+        // Refreshes that failed to connect are retried with their own backoff, while the
+        // current connection keeps serving.
+        let mut refresh_backoff = Backoff::new(settings.retry.base_delay, settings.retry.max_delay);
 
-        let Some(why) = watch(
-            &slot,
-            &settings,
-            channel,
-            &lost,
-            &cancel,
-            &mut warned_no_health,
-        )
-        .await
-        else {
-            return;
-        };
-        slot.uninstall();
-        slot.reconnects.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::reconnect(&settings.name);
-        slot.set_last_error(why.clone());
-        if connected_at.elapsed() >= MIN_UPTIME {
-            backoff.reset();
-            info!(reason = %why, "connection lost; reconnecting");
-        } else {
-            let delay = backoff.next_delay();
-            warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
-            slot.set_state(ChannelState::Backoff);
-            if !sleep_or_cancel(delay, &cancel).await {
-                return;
+        loop {
+            match watch(&slot, &settings, &current, &cancel, &mut warned_no_health).await {
+                Watch::Stopped => break 'connect,
+                Watch::Refresh(reason) => {
+                    // Open the replacement while the current connection serves; switch new
+                    // calls to it once it is READY; the old one drains (its calls hold it).
+                    debug!(reason, "opening a replacement connection");
+                    let result = tokio::select! {
+                        _ = cancel.cancelled() => break 'connect,
+                        result = connect(&slot, &settings, &kill) => result,
+                    };
+                    match result {
+                        Ok((conn, probe)) => {
+                            refresh_backoff.reset();
+                            current = Current::new(&conn, &settings);
+                            let old = slot.install(conn);
+                            slot.refreshes.fetch_add(1, Ordering::Relaxed);
+                            slot.metrics.refreshed(reason);
+                            if let Some(old) = old {
+                                debug!(reason, old = old.id, in_flight = slot.in_flight.load(Ordering::Relaxed), "connection refreshed; the old one drains");
+                            }
+                            apply_probe(&slot, &settings, probe, &mut warned_no_health, false);
+                        }
+                        Err(cause) if current.lost.is_cancelled() => {
+                            // The old connection died meanwhile: an ordinary reconnect.
+                            slot.uninstall();
+                            slot.set_last_error(cause.clone());
+                            slot.connect_failures.fetch_add(1, Ordering::SeqCst);
+                            slot.metrics.connect_failed();
+                            let delay = backoff.next_delay();
+                            warn!(delay = ?delay, error = %cause, "connection lost and its replacement failed; backing off");
+                            slot.set_state(ChannelState::Backoff);
+                            if !sleep_or_cancel(delay, &cancel).await {
+                                break 'connect;
+                            }
+                            continue 'connect;
+                        }
+                        Err(cause) => {
+                            let delay = refresh_backoff.next_delay();
+                            warn!(reason, delay = ?delay, error = %cause, "replacement connection failed; keeping the current one");
+                            slot.signals.resolve_now.notify_one();
+                            current.refresh_at = Some(Instant::now() + delay);
+                        }
+                    }
+                }
+                Watch::Lost(why) => {
+                    slot.uninstall();
+                    slot.reconnects.fetch_add(1, Ordering::Relaxed);
+                    slot.metrics.reconnect();
+                    slot.set_last_error(why.clone());
+                    if current.connected_at.elapsed() >= MIN_UPTIME {
+                        backoff.reset();
+                        info!(reason = %why, "connection lost; reconnecting");
+                    } else {
+                        let delay = backoff.next_delay();
+                        warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
+                        slot.set_state(ChannelState::Backoff);
+                        if !sleep_or_cancel(delay, &cancel).await {
+                            break 'connect;
+                        }
+                    }
+                    continue 'connect;
+                }
             }
         }
     }
+    // Removed or stopped: new calls go elsewhere; calls in flight keep the connection.
+    slot.uninstall();
+    slot.close();
+}
+
+/// The connection a worker watches.
+struct Current {
+    channel: tonic::transport::Channel,
+    lost: CancellationToken,
+    preferred: Option<std::net::SocketAddr>,
+    connected_at: Instant,
+    /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
+    refresh_at: Option<Instant>,
+}
+
+impl Current {
+    fn new(conn: &Conn, settings: &Settings) -> Self {
+        let connected_at = Instant::now();
+        Self {
+            channel: conn.channel.clone(),
+            lost: conn.lost.clone(),
+            preferred: conn.preferred,
+            connected_at,
+            refresh_at: settings
+                .max_connection_age
+                .map(|age| connected_at + jittered_age(age)),
+        }
+    }
+}
+
+/// `age` ±10 %, so that slots connected together do not refresh together.
+fn jittered_age(age: Duration) -> Duration {
+    age.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
 /// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
@@ -100,7 +185,10 @@ async fn connect(
     kill: &CancellationToken,
 ) -> Result<(Conn, Probe), String> {
     let lost = CancellationToken::new();
-    let connector = OnceConnector::new(lost.clone(), kill.clone());
+    let addrs = slot.addrs();
+    let preferred = addrs.first().copied();
+    let peer = Arc::new(std::sync::OnceLock::new());
+    let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone());
     let timeout = settings.connect_timeout;
     let connecting = slot.endpoint.endpoint.connect_with_connector(connector);
     let channel = match tokio::time::timeout(timeout, connecting).await {
@@ -118,7 +206,7 @@ async fn connect(
         lost.cancel();
         return Err(why);
     }
-    Ok((Conn::new(channel, lost), probe))
+    Ok((Conn::new(channel, lost, preferred, peer), probe))
 }
 
 /// Sets the state from a probe that reached the server.
@@ -162,15 +250,15 @@ fn apply_probe(
     }
 }
 
-/// Watches a connection until it is lost (returns why) or the pool stops (returns `None`).
+/// Watches a connection until it is lost, is due for a refresh, or the slot stops.
 async fn watch(
     slot: &Slot,
     settings: &Settings,
-    channel: tonic::transport::Channel,
-    lost: &CancellationToken,
+    current: &Current,
     cancel: &CancellationToken,
     warned_no_health: &mut bool,
-) -> Option<String> {
+) -> Watch {
+    let lost = &current.lost;
     let mut ticker = match (settings.health_check, settings.ping_interval) {
         (true, Some(every)) => {
             let mut t = tokio::time::interval_at(Instant::now() + every, every);
@@ -183,19 +271,32 @@ async fn watch(
         Some(every) => settings.connect_timeout.min(every),
         None => settings.connect_timeout,
     };
+    let refresh_at = async {
+        match current.refresh_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(refresh_at);
     loop {
+        // The preferred address moved (re-resolution) since this connection was opened.
+        if slot.preferred().is_some() && slot.preferred() != current.preferred {
+            return Watch::Refresh("moved");
+        }
         tokio::select! {
-            _ = cancel.cancelled() => return None,
-            _ = lost.cancelled() => return Some("connection closed".to_owned()),
+            _ = cancel.cancelled() => return Watch::Stopped,
+            _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
+            _ = &mut refresh_at => return Watch::Refresh("max_age"),
+            _ = slot.refresh.notified() => continue,
             _ = tick(&mut ticker) => {
                 let probe = tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    _ = lost.cancelled() => return Some("connection closed".to_owned()),
-                    probe = health::check(channel.clone(), &settings.health_service, probe_timeout) => probe,
+                    _ = cancel.cancelled() => return Watch::Stopped,
+                    _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
+                    probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout) => probe,
                 };
                 if let Probe::Failed(why) = probe {
                     lost.cancel();
-                    return Some(why);
+                    return Watch::Lost(why);
                 }
                 apply_probe(slot, settings, probe, warned_no_health, false);
             }

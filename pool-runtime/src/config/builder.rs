@@ -55,9 +55,46 @@ impl PoolConfigBuilder {
         self.config.preset = Some(preset);
         self
     }
-    /// Number of channels.
+    /// Number of channels; for an elastic pool (see [`max_size`](Self::max_size)), the
+    /// initial number, between `min_size` and `max_size`.
     pub fn size(mut self, size: usize) -> Self {
         self.config.size = Some(size);
+        self
+    }
+    /// The fewest channels of an elastic pool (default 1; needs [`max_size`](Self::max_size)).
+    pub fn min_size(mut self, min: usize) -> Self {
+        self.config.min_size = Some(min);
+        self
+    }
+    /// The most channels: makes the pool *elastic*. It starts with `size` (default
+    /// `min_size`) channels, grows while the calls in flight per ready channel stay above a
+    /// threshold (half of `max_in_flight_per_channel`, or 50 without a cap) and shrinks
+    /// while idle, by at most [`resize_step`](Self::resize_step) channels every
+    /// [`resize_interval`](Self::resize_interval).
+    ///
+    /// ```
+    /// use grpc_pool::PoolConfig;
+    ///
+    /// let config = PoolConfig::local("127.0.0.1", 50051)
+    ///     .min_size(2)
+    ///     .max_size(16)
+    ///     .build()?;
+    /// assert!(config.is_elastic());
+    /// assert_eq!((config.size(), config.min_size(), config.max_size()), (2, 2, 16));
+    /// # Ok::<(), grpc_pool::ConfigError>(())
+    /// ```
+    pub fn max_size(mut self, max: usize) -> Self {
+        self.config.max_size = Some(max);
+        self
+    }
+    /// How often an elastic pool reconsiders its size (default 5 s).
+    pub fn resize_interval(mut self, interval: Duration) -> Self {
+        self.config.resize_interval = Some(interval);
+        self
+    }
+    /// The most channels an elastic pool adds or removes per resize interval (default 2).
+    pub fn resize_step(mut self, step: usize) -> Self {
+        self.config.resize_step = Some(step);
         self
     }
     /// The pool's name (registry key, logs, errors).
@@ -93,6 +130,26 @@ impl PoolConfigBuilder {
     /// Interval of health-check RPCs; `None` turns them off.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.ping_interval = Some(interval);
+        self
+    }
+    /// Replace each connection once it is this old (`None`: never, the default except in the
+    /// `production` preset, 50 min). Each connection's age limit gets ±10 % jitter so slots do
+    /// not refresh together. A slot opens the replacement, waits until it is ready, moves new
+    /// calls to it and lets the old connection drain. At least 100 ms, at most 1 day.
+    pub fn max_connection_age(mut self, age: Option<Duration>) -> Self {
+        self.config.max_connection_age = Some(age);
+        self
+    }
+    /// How often endpoint host names are resolved again (default 30 s). `None`: only at
+    /// start and after a connection to the host fails.
+    pub fn resolve_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.resolve_interval = Some(interval);
+        self
+    }
+    /// Resolves endpoint host names (default: the system resolver,
+    /// [`DnsResolver`](crate::resolver::DnsResolver)); see [`Resolve`](crate::resolver::Resolve).
+    pub fn resolver(mut self, resolver: impl crate::resolver::Resolve) -> Self {
+        self.config.resolver = Some(crate::resolver::ResolverHook(std::sync::Arc::new(resolver)));
         self
     }
     /// Whether workers call `grpc.health.v1.Health/Check` every `ping_interval`.

@@ -78,8 +78,22 @@ pub(super) fn from_env(
         })?),
     };
     let port = integer(Field::Port)?;
+    let optional_duration = |field| -> Result<_, ConfigError> {
+        var(field)?
+            .map(|(n, v)| parse_optional_duration(&n, &v))
+            .transpose()
+    };
+    let slots = |field| -> Result<Option<usize>, ConfigError> {
+        fit(
+            &naming,
+            field,
+            integer(field)?,
+            "must be between 1 and 1024",
+        )
+    };
     let config = PoolConfig {
         interceptor: None,
+        resolver: None,
         preset,
         host: var(Field::Host)?.map(|(_, v)| v),
         port: fit(&naming, Field::Port, port, "must be between 1 and 65535")?,
@@ -121,13 +135,17 @@ pub(super) fn from_env(
         request_timeout: duration(Field::RequestTimeout)?,
         keepalive: duration(Field::Keepalive)?,
         keepalive_timeout: duration(Field::KeepaliveTimeout)?,
-        ping_interval: var(Field::PingInterval)?
-            .map(|(n, v)| parse_optional_duration(&n, &v))
-            .transpose()?,
+        ping_interval: optional_duration(Field::PingInterval)?,
         health_check: var(Field::HealthCheck)?
             .map(|(n, v)| parse_bool(&n, &v))
             .transpose()?,
         health_service: var(Field::HealthService)?.map(|(_, v)| v),
+        min_size: slots(Field::MinSize)?,
+        max_size: slots(Field::MaxSize)?,
+        resize_interval: duration(Field::ResizeInterval)?,
+        resize_step: slots(Field::ResizeStep)?,
+        max_connection_age: optional_duration(Field::MaxConnectionAge)?,
+        resolve_interval: optional_duration(Field::ResolveInterval)?,
     };
     config.check_fields(&naming)?;
     Ok(config)
@@ -137,6 +155,7 @@ pub(super) fn from_env(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn env(vars: &[(&str, &str)]) -> Result<PoolConfig, ConfigError> {
         let map: HashMap<String, OsString> = vars
@@ -183,6 +202,76 @@ mod tests {
             let err = env(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{var}: {err}");
             assert!(err.contains(value), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn reads_elastic_refresh_and_resolve_settings() {
+        let c = env(&[
+            ("GRPC_HOST", "api"),
+            ("GRPC_POOL_MIN_SIZE", "2"),
+            ("GRPC_POOL_MAX_SIZE", "20"),
+            ("GRPC_POOL_RESIZE_INTERVAL", "750ms"),
+            ("GRPC_POOL_RESIZE_STEP", "5"),
+            ("GRPC_MAX_CONNECTION_AGE", "30m"),
+            ("GRPC_RESOLVE_INTERVAL", "off"),
+        ])
+        .unwrap();
+        assert!(c.is_elastic());
+        assert_eq!((c.size(), c.min_size(), c.max_size()), (2, 2, 20));
+        assert_eq!(c.resize_interval(), Duration::from_millis(750));
+        assert_eq!(c.resize_step(), 5);
+        assert_eq!(c.max_connection_age(), Some(Duration::from_secs(1800)));
+        assert_eq!(c.resolve_interval(), None);
+        assert_eq!(c.resolve_interval, Some(None));
+
+        let c = env(&[
+            ("GRPC_ENDPOINT_TYPE", "production"),
+            ("GRPC_MAX_CONNECTION_AGE", "off"),
+            ("GRPC_RESOLVE_INTERVAL", "10s"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_connection_age(), None);
+        assert_eq!(c.resolve_interval(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn bad_new_values_name_the_variable_and_value() {
+        let cases: [&[(&str, &str)]; 12] = [
+            &[("GRPC_POOL_MAX_SIZE", "0")],
+            &[("GRPC_POOL_MAX_SIZE", "2000")],
+            &[("GRPC_POOL_MAX_SIZE", "-1")],
+            &[("GRPC_POOL_MIN_SIZE", "0"), ("GRPC_POOL_MAX_SIZE", "4")],
+            &[("GRPC_POOL_MIN_SIZE", "9"), ("GRPC_POOL_MAX_SIZE", "4")],
+            &[("GRPC_POOL_SIZE", "9"), ("GRPC_POOL_MAX_SIZE", "4")],
+            &[("GRPC_POOL_RESIZE_INTERVAL", "0s")],
+            &[("GRPC_POOL_RESIZE_INTERVAL", "2h")],
+            &[("GRPC_POOL_RESIZE_STEP", "0")],
+            &[("GRPC_MAX_CONNECTION_AGE", "50ms")],
+            &[("GRPC_MAX_CONNECTION_AGE", "25h")],
+            &[("GRPC_RESOLVE_INTERVAL", "0s")],
+        ];
+        for vars in cases {
+            let (var, value) = vars[0];
+            let err = env(vars).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+            assert!(err.contains(value), "{var}: {err}");
+        }
+        let err = env(&[("GRPC_POOL_MIN_SIZE", "2")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }), "{err:?}");
+        assert_eq!(err.field(), Some("GRPC_POOL_MAX_SIZE"));
+        assert!(err.to_string().contains("GRPC_POOL_MIN_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn tls_conflict_names_the_tls_variable() {
+        let err = env(&[("GRPC_URI", "http://h:1"), ("GRPC_TLS_DOMAIN", "h")]).unwrap_err();
+        match err {
+            ConfigError::Conflict { first, second, .. } => {
+                assert_eq!(first, "GRPC_TLS_DOMAIN");
+                assert_eq!(second, "GRPC_URI");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -8,13 +8,18 @@
 //! | setting | default | `production` | `local` | `test` |
 //! |---|---|---|---|---|
 //! | transport | plaintext unless `https://` or `[endpoint.tls]` | TLS, system + webpki roots | plaintext | plaintext |
-//! | `pool.size` | 5 | | | |
+//! | `pool.size` | 5 (elastic: `pool.min_size`) | | | |
+//! | `pool.min_size` / `pool.max_size` | unset (fixed size); `min_size` 1 when `max_size` is set | | | |
+//! | `pool.resize_interval` / `resize_step` | 5 s / 2 | | | |
 //! | `pool.checkout_timeout` | 15 s | | | 5 s |
 //! | `pool.drain_timeout` | 10 s | | | 2 s |
 //! | `connection.connect_timeout` | 5 s | | | 2 s |
 //! | `connection.keepalive` / `keepalive_timeout` | 30 s / 10 s | | | |
 //! | `connection.ping_interval` | 25 s | | | off |
 //! | `connection.health_check` | false | true | | false |
+//! | `connection.max_connection_age` | off | 50 min (±10 % jitter) | | |
+//! | `connection.resolve_interval` | 30 s | | | |
+//! | resolver (code only) | the system resolver ([`DnsResolver`](crate::resolver::DnsResolver)) | | | |
 //! | `endpoint.retry` | 3 / 1 s / 5 s | | | 3 / 50 ms / 250 ms |
 
 mod builder;
@@ -148,8 +153,18 @@ pub struct PoolConfig {
     pub(crate) ping_interval: Option<Option<Duration>>,
     pub(crate) health_check: Option<bool>,
     pub(crate) health_service: Option<String>,
+    pub(crate) min_size: Option<usize>,
+    pub(crate) max_size: Option<usize>,
+    pub(crate) resize_interval: Option<Duration>,
+    pub(crate) resize_step: Option<usize>,
+    /// `Some(None)` = "off".
+    pub(crate) max_connection_age: Option<Option<Duration>>,
+    /// `Some(None)` = "off".
+    pub(crate) resolve_interval: Option<Option<Duration>>,
     /// Code, not data: never serialised, shown only as present or absent.
     pub(crate) interceptor: Option<RequestInterceptor>,
+    /// Code, not data: never serialised, shown only as present or absent.
+    pub(crate) resolver: Option<crate::resolver::ResolverHook>,
 }
 
 /// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
@@ -195,7 +210,9 @@ impl PoolConfig {
     /// `{prefix}_CHECKOUT_TIMEOUT`, `{prefix}_MAX_IN_FLIGHT_PER_CHANNEL`,
     /// `{prefix}_DRAIN_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_REQUEST_TIMEOUT`,
     /// `{prefix}_KEEPALIVE`, `{prefix}_KEEPALIVE_TIMEOUT`, `{prefix}_PING_INTERVAL`,
-    /// `{prefix}_HEALTH_CHECK`, `{prefix}_HEALTH_SERVICE`, `{prefix}_RETRY_MAX_ATTEMPTS`,
+    /// `{prefix}_HEALTH_CHECK`, `{prefix}_HEALTH_SERVICE`, `{prefix}_POOL_MIN_SIZE`,
+    /// `{prefix}_POOL_MAX_SIZE`, `{prefix}_POOL_RESIZE_INTERVAL`, `{prefix}_POOL_RESIZE_STEP`,
+    /// `{prefix}_MAX_CONNECTION_AGE`, `{prefix}_RESOLVE_INTERVAL`, `{prefix}_RETRY_MAX_ATTEMPTS`,
     /// `{prefix}_RETRY_BASE_DELAY`, `{prefix}_RETRY_MAX_DELAY`, `{prefix}_TLS_CA_CERT`,
     /// `{prefix}_TLS_CLIENT_CERT`, `{prefix}_TLS_CLIENT_KEY` and `{prefix}_TLS_DOMAIN`.
     ///
@@ -261,9 +278,55 @@ impl PoolConfig {
     pub fn tls(&self) -> Option<&TlsConfig> {
         self.tls.as_ref()
     }
-    /// Number of channels (slots).
+    /// Number of channels (slots): the fixed size, or the initial size of an elastic pool
+    /// (`pool.size` if set, else [`min_size`](Self::min_size)).
     pub fn size(&self) -> usize {
-        self.size.unwrap_or(5)
+        match self.size {
+            Some(size) => size,
+            None if self.is_elastic() => self.min_size(),
+            None => 5,
+        }
+    }
+    /// Whether the pool grows and shrinks between [`min_size`](Self::min_size) and
+    /// [`max_size`](Self::max_size) (`pool.max_size` is set).
+    pub fn is_elastic(&self) -> bool {
+        self.max_size.is_some()
+    }
+    /// The fewest slots: `pool.min_size` (default 1) for an elastic pool, else
+    /// [`size`](Self::size).
+    pub fn min_size(&self) -> usize {
+        match self.max_size {
+            Some(_) => self.min_size.unwrap_or(1),
+            None => self.size(),
+        }
+    }
+    /// The most slots: `pool.max_size` for an elastic pool, else [`size`](Self::size).
+    pub fn max_size(&self) -> usize {
+        self.max_size.unwrap_or_else(|| self.size())
+    }
+    /// How often an elastic pool reconsiders its size (default 5 s).
+    pub fn resize_interval(&self) -> Duration {
+        self.resize_interval.unwrap_or(Duration::from_secs(5))
+    }
+    /// The most slots an elastic pool adds or removes per
+    /// [`resize_interval`](Self::resize_interval) (default 2).
+    pub fn resize_step(&self) -> usize {
+        self.resize_step.unwrap_or(2)
+    }
+    /// The age at which a slot replaces its connection (`None`: never; the default, except
+    /// 50 min in the `production` preset). The runtime applies ±10 % jitter per connection,
+    /// so slots do not refresh together.
+    pub fn max_connection_age(&self) -> Option<Duration> {
+        self.max_connection_age.unwrap_or(match self.preset {
+            Some(Preset::Production) => Some(Duration::from_secs(50 * 60)),
+            _ => None,
+        })
+    }
+    /// How often host names of endpoints are resolved again (default 30 s; `None`: only at
+    /// start and after connection failures).
+    pub fn resolve_interval(&self) -> Option<Duration> {
+        self.resolve_interval
+            .unwrap_or(Some(Duration::from_secs(30)))
     }
     /// How long `checkout` waits for a channel.
     pub fn checkout_timeout(&self) -> Duration {
@@ -340,6 +403,8 @@ impl PoolConfig {
 
     /// Fills every unset field from `defaults` (explicit settings win).
     pub(crate) fn or(mut self, defaults: &PoolConfig) -> PoolConfig {
+        // Explicit elastic bounds replace a default fixed size rather than clash with it.
+        let explicit_bounds = self.min_size.is_some() || self.max_size.is_some();
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = defaults.$f.clone(); } )* };
         }
@@ -353,7 +418,6 @@ impl PoolConfig {
             retry_base_delay,
             retry_max_delay,
             name,
-            size,
             checkout_timeout,
             max_in_flight_per_channel,
             drain_timeout,
@@ -364,8 +428,18 @@ impl PoolConfig {
             ping_interval,
             health_check,
             health_service,
-            interceptor
+            min_size,
+            max_size,
+            resize_interval,
+            resize_step,
+            max_connection_age,
+            resolve_interval,
+            interceptor,
+            resolver
         );
+        if self.size.is_none() && !explicit_bounds {
+            self.size = defaults.size;
+        }
         if self.endpoints.is_empty() && self.uri.is_none() && self.host.is_none() {
             self.endpoints = defaults.endpoints.clone();
         }
@@ -381,6 +455,10 @@ impl fmt::Debug for PoolConfig {
             .field("endpoints", &self.endpoints())
             .field("tls", &self.tls)
             .field("size", &self.size())
+            .field("min_size", &self.min_size())
+            .field("max_size", &self.max_size())
+            .field("resize_interval", &self.resize_interval())
+            .field("resize_step", &self.resize_step())
             .field("checkout_timeout", &self.checkout_timeout())
             .field("max_in_flight_per_channel", &self.max_in_flight_per_channel)
             .field("connect_timeout", &self.connect_timeout())
@@ -388,9 +466,149 @@ impl fmt::Debug for PoolConfig {
             .field("keepalive", &self.keepalive())
             .field("keepalive_timeout", &self.keepalive_timeout())
             .field("ping_interval", &self.ping_interval())
+            .field("max_connection_age", &self.max_connection_age())
+            .field("resolve_interval", &self.resolve_interval())
             .field("health_check", &self.health_check())
             .field("retry", &self.retry())
             .field("interceptor", &self.interceptor.as_ref().map(|_| "<fn>"))
+            .field("resolver", &self.resolver.as_ref().map(|_| "<resolver>"))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn defaults_of_the_new_settings() {
+        for config in [
+            PoolConfig::builder().build().unwrap(),
+            PoolConfig::local("h", 1).build().unwrap(),
+            PoolConfig::test("h", 1).build().unwrap(),
+            PoolConfig::production("h", 1).build().unwrap(),
+        ] {
+            let production = config.preset() == Some(Preset::Production);
+            assert!(!config.is_elastic());
+            assert_eq!(
+                (config.size(), config.min_size(), config.max_size()),
+                (5, 5, 5)
+            );
+            assert_eq!(config.resize_interval(), Duration::from_secs(5));
+            assert_eq!(config.resize_step(), 2);
+            assert_eq!(config.resolve_interval(), Some(Duration::from_secs(30)));
+            let age = config.max_connection_age();
+            assert_eq!(age, production.then_some(50 * MIN), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_size_is_both_bounds() {
+        let c = PoolConfig::local("h", 1).size(7).build().unwrap();
+        assert!(!c.is_elastic());
+        assert_eq!((c.size(), c.min_size(), c.max_size()), (7, 7, 7));
+    }
+
+    #[test]
+    fn an_elastic_pool_starts_at_min_size_unless_size_is_set() {
+        let c = PoolConfig::local("h", 1).max_size(10).build().unwrap();
+        assert!(c.is_elastic());
+        assert_eq!((c.size(), c.min_size(), c.max_size()), (1, 1, 10));
+        let c = PoolConfig::local("h", 1)
+            .min_size(3)
+            .max_size(10)
+            .build()
+            .unwrap();
+        assert_eq!((c.size(), c.min_size(), c.max_size()), (3, 3, 10));
+        let c = PoolConfig::local("h", 1)
+            .min_size(3)
+            .max_size(10)
+            .size(6)
+            .build()
+            .unwrap();
+        assert_eq!((c.size(), c.min_size(), c.max_size()), (6, 3, 10));
+    }
+
+    #[test]
+    fn explicit_values_beat_the_production_preset() {
+        let c = PoolConfig::production("h", 1)
+            .max_connection_age(None)
+            .build()
+            .unwrap();
+        assert_eq!(c.max_connection_age(), None);
+        let c = PoolConfig::local("h", 1)
+            .max_connection_age(Some(Duration::from_millis(300)))
+            .build()
+            .unwrap();
+        assert_eq!(c.max_connection_age(), Some(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn or_fills_the_new_fields() {
+        #[derive(Debug)]
+        struct Nothing;
+        impl crate::resolver::Resolve for Nothing {
+            fn resolve(&self, _: &str, _: u16) -> crate::resolver::ResolveFuture {
+                Box::pin(async { Ok(Vec::new()) })
+            }
+        }
+        let defaults = PoolConfig::builder()
+            .min_size(2)
+            .max_size(9)
+            .resize_interval(Duration::from_secs(1))
+            .resize_step(3)
+            .max_connection_age(Some(MIN))
+            .resolve_interval(None)
+            .resolver(Nothing)
+            .build()
+            .unwrap();
+        let merged = PoolConfig::builder()
+            .resize_step(1)
+            .build()
+            .unwrap()
+            .or(&defaults);
+        assert_eq!(merged.min_size, Some(2));
+        assert_eq!(merged.max_size, Some(9));
+        assert_eq!(merged.resize_interval, Some(Duration::from_secs(1)));
+        assert_eq!(merged.resize_step, Some(1));
+        assert_eq!(merged.max_connection_age, Some(Some(MIN)));
+        assert_eq!(merged.resolve_interval, Some(None));
+        assert_eq!(merged.resolver, defaults.resolver);
+        assert!(merged.resolver.is_some());
+    }
+
+    #[test]
+    fn explicit_elastic_bounds_replace_a_default_fixed_size() {
+        // `#[grpc_pool(size = 5)]` defaults and a runtime config with `max_size(3)`.
+        let defaults = PoolConfig::builder().size(5).build().unwrap();
+        let merged = PoolConfig::local("h", 1)
+            .max_size(3)
+            .build()
+            .unwrap()
+            .or(&defaults);
+        merged.validate().unwrap();
+        assert_eq!((merged.size(), merged.max_size()), (1, 3));
+        // Without bounds, the default size still applies.
+        let merged = PoolConfig::local("h", 1).build().unwrap().or(&defaults);
+        assert_eq!(merged.size(), 5);
+    }
+
+    #[test]
+    fn debug_shows_the_new_settings() {
+        let c = PoolConfig::production("h", 1).max_size(4).build().unwrap();
+        let debug = format!("{c:?}");
+        for part in [
+            "min_size: 1",
+            "max_size: 4",
+            "resize_interval: 5s",
+            "resize_step: 2",
+            "max_connection_age: Some(3000s)",
+            "resolve_interval: Some(30s)",
+            "resolver: None",
+        ] {
+            assert!(debug.contains(part), "{part} missing from {debug}");
+        }
     }
 }

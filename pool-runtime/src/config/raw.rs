@@ -79,6 +79,14 @@ struct RawPool {
     max_in_flight_per_channel: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drain_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resize_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resize_step: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -98,6 +106,10 @@ struct RawConnection {
     health_check: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     health_service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_connection_age: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolve_interval: Option<String>,
 }
 
 /// Parses TOML text into a checked [`PoolConfig`].
@@ -115,6 +127,16 @@ fn dur(field: Field, value: Option<String>) -> Result<Option<Duration>, ConfigEr
         .transpose()
 }
 
+/// A duration or "off".
+fn optional_dur(
+    field: Field,
+    value: Option<String>,
+) -> Result<Option<Option<Duration>>, ConfigError> {
+    value
+        .map(|v| parse_optional_duration(&Naming::Toml.name(field), &v))
+        .transpose()
+}
+
 fn count<T: TryFrom<i64>>(
     field: Field,
     value: Option<i64>,
@@ -124,6 +146,9 @@ fn count<T: TryFrom<i64>>(
         .map(|v| int(&Naming::Toml.name(field), v, what))
         .transpose()
 }
+
+/// The range of slot counts (`pool.size`, `pool.min_size`, ...).
+const SLOTS: &str = "must be between 1 and 1024";
 
 impl TryFrom<RawConfig> for PoolConfig {
     type Error = ConfigError;
@@ -135,6 +160,7 @@ impl TryFrom<RawConfig> for PoolConfig {
         let conn = raw.connection.unwrap_or_default();
         let config = PoolConfig {
             interceptor: None,
+            resolver: None,
             preset: endpoint.kind.map(|k| k.parse()).transpose()?,
             host: endpoint.host,
             port: count(Field::Port, endpoint.port, "must be between 1 and 65535")?,
@@ -154,7 +180,7 @@ impl TryFrom<RawConfig> for PoolConfig {
             retry_base_delay: dur(Field::RetryBaseDelay, retry.base_delay)?,
             retry_max_delay: dur(Field::RetryMaxDelay, retry.max_delay)?,
             name: pool.name,
-            size: count(Field::Size, pool.size, "must be between 1 and 1024")?,
+            size: count(Field::Size, pool.size, SLOTS)?,
             checkout_timeout: dur(Field::CheckoutTimeout, pool.checkout_timeout)?,
             max_in_flight_per_channel: count(
                 Field::MaxInFlight,
@@ -166,12 +192,15 @@ impl TryFrom<RawConfig> for PoolConfig {
             request_timeout: dur(Field::RequestTimeout, conn.request_timeout)?,
             keepalive: dur(Field::Keepalive, conn.keepalive)?,
             keepalive_timeout: dur(Field::KeepaliveTimeout, conn.keepalive_timeout)?,
-            ping_interval: conn
-                .ping_interval
-                .map(|v| parse_optional_duration(&Naming::Toml.name(Field::PingInterval), &v))
-                .transpose()?,
+            ping_interval: optional_dur(Field::PingInterval, conn.ping_interval)?,
             health_check: conn.health_check,
             health_service: conn.health_service,
+            min_size: count(Field::MinSize, pool.min_size, SLOTS)?,
+            max_size: count(Field::MaxSize, pool.max_size, SLOTS)?,
+            resize_interval: dur(Field::ResizeInterval, pool.resize_interval)?,
+            resize_step: count(Field::ResizeStep, pool.resize_step, SLOTS)?,
+            max_connection_age: optional_dur(Field::MaxConnectionAge, conn.max_connection_age)?,
+            resolve_interval: optional_dur(Field::ResolveInterval, conn.resolve_interval)?,
         };
         config.check_fields(&Naming::Toml)?;
         Ok(config)
@@ -180,6 +209,11 @@ impl TryFrom<RawConfig> for PoolConfig {
 
 fn show(d: Option<Duration>) -> Option<String> {
     d.map(super::fields::show)
+}
+
+/// A duration, or "off" for `None`.
+fn show_or_off(d: Option<Duration>) -> String {
+    show(d).unwrap_or_else(|| "off".to_owned())
 }
 
 fn some_if<T>(value: T, any: bool) -> Option<T> {
@@ -222,22 +256,30 @@ impl From<PoolConfig> for RawConfig {
                 .max_in_flight_per_channel
                 .and_then(|s| i64::try_from(s).ok()),
             drain_timeout: show(c.drain_timeout),
+            min_size: c.min_size.and_then(|s| i64::try_from(s).ok()),
+            max_size: c.max_size.and_then(|s| i64::try_from(s).ok()),
+            resize_interval: show(c.resize_interval),
+            resize_step: c.resize_step.and_then(|s| i64::try_from(s).ok()),
         };
         let has_pool = pool.name.is_some()
             || pool.size.is_some()
             || pool.checkout_timeout.is_some()
             || pool.max_in_flight_per_channel.is_some()
-            || pool.drain_timeout.is_some();
+            || pool.drain_timeout.is_some()
+            || pool.min_size.is_some()
+            || pool.max_size.is_some()
+            || pool.resize_interval.is_some()
+            || pool.resize_step.is_some();
         let conn = RawConnection {
             connect_timeout: show(c.connect_timeout),
             request_timeout: show(c.request_timeout),
             keepalive: show(c.keepalive),
             keepalive_timeout: show(c.keepalive_timeout),
-            ping_interval: c
-                .ping_interval
-                .map(|p| show(p).unwrap_or_else(|| "off".to_owned())),
+            ping_interval: c.ping_interval.map(show_or_off),
             health_check: c.health_check,
             health_service: c.health_service,
+            max_connection_age: c.max_connection_age.map(show_or_off),
+            resolve_interval: c.resolve_interval.map(show_or_off),
         };
         let has_conn = conn.connect_timeout.is_some()
             || conn.request_timeout.is_some()
@@ -245,12 +287,137 @@ impl From<PoolConfig> for RawConfig {
             || conn.keepalive_timeout.is_some()
             || conn.ping_interval.is_some()
             || conn.health_check.is_some()
-            || conn.health_service.is_some();
+            || conn.health_service.is_some()
+            || conn.max_connection_age.is_some()
+            || conn.resolve_interval.is_some();
         RawConfig {
             endpoints: c.endpoints,
             endpoint: some_if(endpoint, has_endpoint),
             pool: some_if(pool, has_pool),
             connection: some_if(conn, has_conn),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn round_trip(config: &PoolConfig) -> (String, PoolConfig) {
+        let text = toml::to_string(config).unwrap();
+        let back = from_toml(&text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        (text, back)
+    }
+
+    #[test]
+    fn new_fields_round_trip() {
+        let config = PoolConfig::local("127.0.0.1", 50051)
+            .size(3)
+            .min_size(2)
+            .max_size(12)
+            .resize_interval(Duration::from_millis(1500))
+            .resize_step(4)
+            .max_connection_age(Some(Duration::from_secs(600)))
+            .resolve_interval(Some(Duration::from_secs(45)))
+            .build()
+            .unwrap();
+        let (text, back) = round_trip(&config);
+        for line in [
+            "min_size = 2",
+            "max_size = 12",
+            "resize_interval = \"1500ms\"",
+            "resize_step = 4",
+            "max_connection_age = \"10m\"",
+            "resolve_interval = \"45s\"",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert_eq!(back, config);
+        assert_eq!(back.min_size, Some(2));
+        assert_eq!(back.max_size, Some(12));
+        assert_eq!(back.resize_interval, Some(Duration::from_millis(1500)));
+        assert_eq!(back.resize_step, Some(4));
+        assert_eq!(
+            back.max_connection_age,
+            Some(Some(Duration::from_secs(600)))
+        );
+        assert_eq!(back.resolve_interval, Some(Some(Duration::from_secs(45))));
+    }
+
+    #[test]
+    fn off_round_trips_as_off() {
+        let config = PoolConfig::production("api", 443)
+            .max_connection_age(None)
+            .resolve_interval(None)
+            .build()
+            .unwrap();
+        let (text, back) = round_trip(&config);
+        assert!(text.contains("max_connection_age = \"off\""), "{text}");
+        assert!(text.contains("resolve_interval = \"off\""), "{text}");
+        assert_eq!(back, config);
+        assert_eq!(back.max_connection_age(), None);
+        assert_eq!(back.resolve_interval(), None);
+    }
+
+    #[test]
+    fn new_fields_parse_from_toml() {
+        let config = from_toml(
+            r#"
+            [pool]
+            min_size = 1
+            max_size = 8
+            resize_interval = "2s"
+            resize_step = 3
+            [connection]
+            max_connection_age = "50m"
+            resolve_interval = "off"
+            "#,
+            None,
+        )
+        .unwrap();
+        assert!(config.is_elastic());
+        assert_eq!(
+            (config.size(), config.min_size(), config.max_size()),
+            (1, 1, 8)
+        );
+        assert_eq!(config.resize_interval(), Duration::from_secs(2));
+        assert_eq!(config.resize_step(), 3);
+        assert_eq!(config.max_connection_age(), Some(Duration::from_secs(3000)));
+        assert_eq!(config.resolve_interval(), None);
+    }
+
+    #[test]
+    fn unset_new_fields_are_not_written() {
+        let config = PoolConfig::local("h", 1).build().unwrap();
+        let text = toml::to_string(&config).unwrap();
+        for key in [
+            "min_size",
+            "max_size",
+            "resize",
+            "max_connection_age",
+            "resolve_interval",
+            "resolver",
+        ] {
+            assert!(!text.contains(key), "{key} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_resolver_is_not_serialised() {
+        #[derive(Debug)]
+        struct Nothing;
+        impl crate::resolver::Resolve for Nothing {
+            fn resolve(&self, _: &str, _: u16) -> crate::resolver::ResolveFuture {
+                Box::pin(async { Ok(Vec::new()) })
+            }
+        }
+        let config = PoolConfig::local("h", 1).resolver(Nothing).build().unwrap();
+        let (text, back) = round_trip(&config);
+        assert!(!text.contains("resolver"), "{text}");
+        assert!(back.resolver.is_none());
+        assert!(format!("{config:?}").contains("resolver: Some(\"<resolver>\")"));
+        assert!(format!("{back:?}").contains("resolver: None"));
     }
 }

@@ -18,6 +18,12 @@ pub(crate) struct EndpointSpec {
     pub(crate) display: String,
     /// The tonic endpoint with every connection setting applied.
     pub(crate) endpoint: Endpoint,
+    /// The URI's host, without the brackets of an IPv6 literal.
+    pub(crate) host: String,
+    /// The URI's port, or 443 (`https`) / 80 (`http`) when it has none.
+    pub(crate) port: u16,
+    /// Whether `host` is an IP address; the runtime resolves the other hosts.
+    pub(crate) is_ip: bool,
 }
 
 /// The settings in effect for a running pool.
@@ -25,12 +31,32 @@ pub(crate) struct EndpointSpec {
 pub(crate) struct Settings {
     pub(crate) name: String,
     pub(crate) endpoints: Vec<EndpointSpec>,
+    /// The initial number of slots (`pool.size`, or `min_size` for an elastic pool).
     pub(crate) size: usize,
+    /// The fewest slots (fixed pool: `size`).
+    pub(crate) min_size: usize,
+    /// The most slots (fixed pool: `size`).
+    pub(crate) max_size: usize,
+    /// How often an elastic pool reconsiders its size.
+    pub(crate) resize_interval: Duration,
+    /// The most slots added or removed per `resize_interval`.
+    pub(crate) resize_step: usize,
+    /// An elastic pool grows while the average number of calls in flight per ready channel
+    /// stays above this: half of `max_in_flight_per_channel` (integer division, at least 1)
+    /// when the cap is set, else 50, half of the common HTTP/2 `MAX_CONCURRENT_STREAMS` of
+    /// 100.
+    pub(crate) grow_threshold: f64,
     pub(crate) checkout_timeout: Duration,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) drain_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) ping_interval: Option<Duration>,
+    /// Replace a connection at this age (the runtime adds ±10 % jitter); `None`: never.
+    pub(crate) max_connection_age: Option<Duration>,
+    /// Resolve host names again this often; `None`: only at start and after failures.
+    pub(crate) resolve_interval: Option<Duration>,
+    /// Resolves the hosts of endpoints that are not IP addresses.
+    pub(crate) resolver: crate::resolver::ResolverHook,
     pub(crate) health_check: bool,
     pub(crate) health_service: String,
     pub(crate) retry: RetryConfig,
@@ -49,11 +75,19 @@ impl Settings {
             name: config.name.clone().unwrap_or(name),
             endpoints,
             size: config.size(),
+            min_size: config.min_size(),
+            max_size: config.max_size(),
+            resize_interval: config.resize_interval(),
+            resize_step: config.resize_step(),
+            grow_threshold: grow_threshold(config.max_in_flight_per_channel()),
             checkout_timeout: config.checkout_timeout(),
             max_in_flight: config.max_in_flight_per_channel(),
             drain_timeout: config.drain_timeout(),
             connect_timeout: config.connect_timeout(),
             ping_interval: config.ping_interval(),
+            max_connection_age: config.max_connection_age(),
+            resolve_interval: config.resolve_interval(),
+            resolver: config.resolver.clone().unwrap_or_default(),
             health_check: config.health_check(),
             health_service: config.health_service().to_owned(),
             retry: config.retry(),
@@ -68,9 +102,25 @@ impl Settings {
     }
 }
 
+/// See [`Settings::grow_threshold`].
+fn grow_threshold(max_in_flight: Option<usize>) -> f64 {
+    match max_in_flight {
+        Some(cap) => ((cap / 2) as f64).max(1.0),
+        None => 50.0,
+    }
+}
+
 fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigError> {
     let display = uri.to_string().trim_end_matches('/').to_owned();
     let https = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let mut endpoint = Endpoint::from(uri)
         .http2_keep_alive_interval(config.keepalive())
         .keep_alive_timeout(config.keepalive_timeout())
@@ -89,7 +139,13 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
             )
         })?;
     }
-    Ok(EndpointSpec { display, endpoint })
+    Ok(EndpointSpec {
+        display,
+        endpoint,
+        host,
+        port,
+        is_ip,
+    })
 }
 
 /// Whether host/port endpoints use TLS.
@@ -203,7 +259,8 @@ pub(crate) fn check_host(field: &str, host: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// `[endpoint.tls]` with an `http://` URI is a contradiction.
+/// `[endpoint.tls]` with an `http://` URI is a contradiction. The error names the TLS
+/// section (`endpoint.tls`), or under environment naming the first TLS variable set.
 pub(super) fn check_scheme_consistency(
     config: &PoolConfig,
     naming: &Naming,
@@ -218,7 +275,7 @@ pub(super) fn check_scheme_consistency(
         .find(|u| u.trim().starts_with("http://"));
     match plain {
         Some(uri) => Err(ConfigError::Conflict {
-            first: "endpoint.tls".into(),
+            first: tls_field_name(config, naming),
             second: naming.name(if config.uri.as_deref() == Some(uri.as_str()) {
                 Field::Uri
             } else {
@@ -227,5 +284,151 @@ pub(super) fn check_scheme_consistency(
             reason: format!("TLS is configured but {uri} is plaintext (use https://)"),
         }),
         None => Ok(()),
+    }
+}
+
+/// How a conflict names the TLS settings: the section in TOML and code, the first TLS
+/// variable that is set in the environment.
+fn tls_field_name(config: &PoolConfig, naming: &Naming) -> String {
+    let Naming::Env(_) = naming else {
+        return "endpoint.tls".into();
+    };
+    let Some(tls) = &config.tls else {
+        return "endpoint.tls".into();
+    };
+    [
+        (tls.ca_cert.is_some(), Field::TlsCaCert),
+        (tls.client_cert.is_some(), Field::TlsClientCert),
+        (tls.client_key.is_some(), Field::TlsClientKey),
+        (tls.domain.is_some(), Field::TlsDomain),
+    ]
+    .into_iter()
+    .find(|(set, _)| *set)
+    .map_or_else(|| "endpoint.tls".into(), |(_, field)| naming.name(field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsConfig;
+
+    fn settings(config: crate::config::PoolConfigBuilder) -> Settings {
+        Settings::resolve(&config.build().unwrap(), "t".into()).unwrap()
+    }
+
+    #[test]
+    fn settings_of_a_fixed_pool() {
+        let s = settings(PoolConfig::local("127.0.0.1", 50051).size(4));
+        assert_eq!((s.size, s.min_size, s.max_size), (4, 4, 4));
+        assert_eq!(s.resize_interval, Duration::from_secs(5));
+        assert_eq!(s.resize_step, 2);
+        assert_eq!(s.grow_threshold, 50.0);
+        assert_eq!(s.max_connection_age, None);
+        assert_eq!(s.resolve_interval, Some(Duration::from_secs(30)));
+        assert_eq!(format!("{:?}", s.resolver), "DnsResolver");
+    }
+
+    #[test]
+    fn settings_of_an_elastic_pool() {
+        let s = settings(
+            PoolConfig::local("127.0.0.1", 50051)
+                .min_size(2)
+                .max_size(6)
+                .resize_interval(Duration::from_millis(200))
+                .resize_step(1)
+                .max_in_flight_per_channel(20)
+                .max_connection_age(Some(Duration::from_millis(300)))
+                .resolve_interval(None),
+        );
+        assert_eq!((s.size, s.min_size, s.max_size), (2, 2, 6));
+        assert_eq!(s.resize_interval, Duration::from_millis(200));
+        assert_eq!(s.resize_step, 1);
+        assert_eq!(s.grow_threshold, 10.0);
+        assert_eq!(s.max_connection_age, Some(Duration::from_millis(300)));
+        assert_eq!(s.resolve_interval, None);
+    }
+
+    #[test]
+    fn grow_threshold_is_half_the_cap_and_at_least_one() {
+        assert_eq!(grow_threshold(None), 50.0);
+        assert_eq!(grow_threshold(Some(100)), 50.0);
+        assert_eq!(grow_threshold(Some(7)), 3.0);
+        assert_eq!(grow_threshold(Some(2)), 1.0);
+        assert_eq!(grow_threshold(Some(1)), 1.0);
+    }
+
+    #[test]
+    fn a_custom_resolver_reaches_the_settings() {
+        #[derive(Debug)]
+        struct Nothing;
+        impl crate::resolver::Resolve for Nothing {
+            fn resolve(&self, _: &str, _: u16) -> crate::resolver::ResolveFuture {
+                Box::pin(async { Ok(Vec::new()) })
+            }
+        }
+        let s = settings(PoolConfig::local("h", 1).resolver(Nothing));
+        assert_eq!(format!("{:?}", s.resolver), "Nothing");
+    }
+
+    #[test]
+    fn endpoint_hosts_and_ports() {
+        let s = settings(
+            PoolConfig::builder()
+                .endpoint("http://127.0.0.1:50051")
+                .endpoint("http://[::1]:7000")
+                .endpoint("http://api.internal")
+                .endpoint("http://backend-2:81"),
+        );
+        let got: Vec<(&str, u16, bool)> = s
+            .endpoints
+            .iter()
+            .map(|e| (e.host.as_str(), e.port, e.is_ip))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("127.0.0.1", 50051, true),
+                ("::1", 7000, true),
+                ("api.internal", 80, false),
+                ("backend-2", 81, false),
+            ]
+        );
+        let s = settings(PoolConfig::production("api.example.com", 443));
+        assert_eq!(s.endpoints[0].host, "api.example.com");
+        assert_eq!(s.endpoints[0].port, 443);
+        assert!(!s.endpoints[0].is_ip);
+        let s = settings(PoolConfig::builder().endpoint("https://10.1.2.3"));
+        assert_eq!((s.endpoints[0].port, s.endpoints[0].is_ip), (443, true));
+    }
+
+    #[test]
+    fn tls_conflicts_name_the_section_or_the_first_tls_variable() {
+        let config = PoolConfig {
+            uri: Some("http://h:1".into()),
+            tls: Some(TlsConfig::new().ca_cert("/ca.pem").domain("h")),
+            ..PoolConfig::default()
+        };
+        let first = |naming: &Naming| match check_scheme_consistency(&config, naming) {
+            Err(ConfigError::Conflict { first, .. }) => first,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first(&Naming::Toml), "endpoint.tls");
+        assert_eq!(first(&Naming::Env("APP".into())), "APP_TLS_CA_CERT");
+        let only_key = PoolConfig {
+            tls: Some(TlsConfig::new().client_key("/k.pem").domain("h")),
+            ..config.clone()
+        };
+        assert_eq!(
+            tls_field_name(&only_key, &Naming::Env("APP".into())),
+            "APP_TLS_CLIENT_KEY"
+        );
+        let empty = PoolConfig {
+            tls: Some(TlsConfig::new()),
+            ..config
+        };
+        assert_eq!(
+            tls_field_name(&empty, &Naming::Env("APP".into())),
+            "endpoint.tls"
+        );
     }
 }
