@@ -54,10 +54,7 @@ fn literal(endpoint: &EndpointSpec) -> Option<SocketAddr> {
 
 /// Resolves a host-name endpoint; `None` (logged) on failure or an empty answer.
 async fn resolve(settings: &Settings, endpoint: &EndpointSpec) -> Option<Vec<SocketAddr>> {
-    let lookup = settings
-        .resolver
-        .0
-        .resolve(&endpoint.host, endpoint.port);
+    let lookup = settings.resolver.0.resolve(&endpoint.host, endpoint.port);
     match tokio::time::timeout(settings.connect_timeout, lookup).await {
         Ok(Ok(addrs)) if !addrs.is_empty() => Some(addrs),
         Ok(Ok(_)) => {
@@ -86,7 +83,10 @@ pub(crate) fn assign(slots: &[&Arc<Slot>], addrs: &Arc<[SocketAddr]>) {
     let n = slots.len();
     let current: Vec<Option<usize>> = slots
         .iter()
-        .map(|s| s.preferred().and_then(|p| addrs.iter().position(|a| *a == p)))
+        .map(|s| {
+            s.preferred()
+                .and_then(|p| addrs.iter().position(|a| *a == p))
+        })
         .collect();
     let mut holding = vec![0usize; m];
     for j in current.iter().flatten() {

@@ -59,10 +59,7 @@ mod imp {
                     &[label()]
                 ),
                 reconnects: metrics::counter!("grpc_pool_reconnects_total", &[label()]),
-                connect_failures: metrics::counter!(
-                    "grpc_pool_connect_failures_total",
-                    &[label()]
-                ),
+                connect_failures: metrics::counter!("grpc_pool_connect_failures_total", &[label()]),
                 size: metrics::gauge!("grpc_pool_size", &[label()]),
                 ready: metrics::gauge!("grpc_pool_channels_ready", &[label()]),
                 unhealthy: metrics::gauge!("grpc_pool_channels_unhealthy", &[label()]),

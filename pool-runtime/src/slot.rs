@@ -177,7 +177,9 @@ impl Slot {
     /// Marks the slot removed from the pool (elastic shrink, shutdown): `Closed`, counted
     /// out of the gauges. Idempotent.
     pub(crate) fn close(&self) {
-        let old = self.state.swap(ChannelState::Closed as u8, Ordering::AcqRel);
+        let old = self
+            .state
+            .swap(ChannelState::Closed as u8, Ordering::AcqRel);
         if old != ChannelState::Closed as u8 {
             self.metrics
                 .state_changed(Some(ChannelState::from_u8(old)), None);

@@ -95,7 +95,12 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
                             slot.refreshes.fetch_add(1, Ordering::Relaxed);
                             slot.metrics.refreshed(reason);
                             if let Some(old) = old {
-                                debug!(reason, old = old.id, in_flight = slot.in_flight.load(Ordering::Relaxed), "connection refreshed; the old one drains");
+                                debug!(
+                                    reason,
+                                    old = old.id,
+                                    in_flight = slot.in_flight.load(Ordering::Relaxed),
+                                    "connection refreshed; the old one drains"
+                                );
                             }
                             apply_probe(&slot, &settings, probe, &mut warned_no_health, false);
                         }
