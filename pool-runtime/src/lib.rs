@@ -33,13 +33,19 @@
 //! # }
 //! ```
 //!
+//! In production a pool also spreads its slots over several endpoints (re-resolving host
+//! names through a [`resolver::Resolve`], every `resolve_interval` and after failures),
+//! refreshes connections older than `max_connection_age` (opening the replacement before
+//! draining the old one), can size itself between `min_size` and `max_size` by load, and runs
+//! a per-pool request interceptor ([`PoolConfigBuilder::interceptor`]).
+//!
 //! Configuration comes from code ([`PoolConfig::builder`] and the presets), TOML
 //! ([`PoolConfig::from_file`]) or the environment ([`PoolConfig::from_env`]); see
 //! [`PoolConfig`] for the schema and defaults.
 //!
 //! Cargo features: `macros` (default, re-exports `#[grpc_pool]`), `tls-native-roots` and
-//! `tls-webpki-roots` (default), `metrics` (counters and histograms through the `metrics`
-//! facade).
+//! `tls-webpki-roots` (default), `metrics` (counters, gauges and histograms through the
+//! `metrics` facade, labelled by pool; the names are listed in [`mod@metrics`]).
 
 mod backoff;
 mod call;
@@ -51,7 +57,7 @@ mod connector;
 mod error;
 mod health;
 mod maintain;
-mod metrics;
+pub mod metrics;
 mod named;
 mod pool;
 pub mod registry;

@@ -1,6 +1,6 @@
-//! Counters, gauges and histograms through the [`metrics`] facade (cargo feature `metrics`),
-//! every one labelled `pool = <name>`. Without the feature every method is a no-op and
-//! [`PoolMetrics`] is empty.
+//! Counters, gauges and histograms through the [`metrics`](https://docs.rs/metrics) facade
+//! (cargo feature `metrics`), every one labelled `pool = <name>`. Without the feature
+//! nothing is recorded and the pool pays nothing for it.
 //!
 //! | name | kind | extra labels | what |
 //! |---|---|---|---|
