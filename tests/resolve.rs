@@ -205,3 +205,74 @@ async fn slots_spread_over_resolved_addresses_of_two_endpoints() {
     assert_eq!(s.get(&b.addr()).copied().unwrap_or(0), 6 - on_a);
     pool.shutdown().await;
 }
+
+/// A slot whose new address does not work keeps serving on its old connection, and retries
+/// the move with backoff rather than in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_a_broken_address_keeps_the_old_connection_and_backs_off() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    support::init_tracing();
+    let a = EchoServer::start().await.unwrap();
+    // Accepts TCP connections and closes them at once: every HTTP/2 handshake fails.
+    let broken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broken_addr = broken.local_addr().unwrap();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let counter = accepts.clone();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((socket, _)) = broken.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let resolver = Arc::new(TestResolver::default());
+    resolver.set(&[a.addr()]);
+    let config = fast("resolve-broken", "http://backends.test:50051", 2)
+        .resolver(Shared(resolver.clone()))
+        .resolve_interval(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    assert!(
+        wait_until(
+            || spread(&pool).get(&a.addr()) == Some(&2),
+            Duration::from_secs(3)
+        )
+        .await
+    );
+
+    // One of the two slots is asked to move to the broken address.
+    resolver.set(&[a.addr(), broken_addr]);
+    assert!(
+        wait_until(
+            || accepts.load(Ordering::SeqCst) > 0,
+            Duration::from_secs(3)
+        )
+        .await
+    );
+    let window = Duration::from_secs(1);
+    let before = accepts.load(Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < deadline {
+        support::unary(&pool, support::req("still served"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let attempts = accepts.load(Ordering::SeqCst) - before;
+    let status = pool.status();
+    grpc_pool_testkit::report(format!(
+        "scenario=resolve_move_to_broken_address attempts_in_1s={attempts}"
+    ));
+    // Backoff 20..200 ms: about 5..15 attempts a second; a loop would make thousands.
+    assert!(
+        attempts <= 30,
+        "move retried in a loop: {attempts} attempts in {window:?}"
+    );
+    assert_eq!(
+        status.ready, 2,
+        "the old connections must keep serving\n{status}"
+    );
+    assert_eq!(spread(&pool).get(&a.addr()), Some(&2), "{status}");
+    acceptor.abort();
+    pool.shutdown().await;
+}

@@ -122,7 +122,11 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
                             let delay = refresh_backoff.next_delay();
                             warn!(reason, delay = ?delay, error = %cause, "replacement connection failed; keeping the current one");
                             slot.signals.resolve_now.notify_one();
-                            current.refresh_at = Some(Instant::now() + delay);
+                            // Retry then, for the same reason; moves wait as long.
+                            let at = Instant::now() + delay;
+                            current.refresh_at = Some(at);
+                            current.refresh_reason = reason;
+                            current.hold_moves_until = at;
                         }
                     }
                 }
@@ -160,6 +164,10 @@ struct Current {
     connected_at: Instant,
     /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
     refresh_at: Option<Instant>,
+    /// Why, when `refresh_at` comes.
+    refresh_reason: &'static str,
+    /// A refresh to a moved address failed: no new attempt before this.
+    hold_moves_until: Instant,
 }
 
 impl Current {
@@ -173,6 +181,8 @@ impl Current {
             refresh_at: settings
                 .max_connection_age
                 .map(|age| connected_at + jittered_age(age)),
+            refresh_reason: "max_age",
+            hold_moves_until: connected_at,
         }
     }
 }
@@ -285,13 +295,17 @@ async fn watch(
     tokio::pin!(refresh_at);
     loop {
         // The preferred address moved (re-resolution) since this connection was opened.
-        if slot.preferred().is_some() && slot.preferred() != current.preferred {
+        let preferred = slot.preferred();
+        if preferred.is_some()
+            && preferred != current.preferred
+            && Instant::now() >= current.hold_moves_until
+        {
             return Watch::Refresh("moved");
         }
         tokio::select! {
             _ = cancel.cancelled() => return Watch::Stopped,
             _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
-            _ = &mut refresh_at => return Watch::Refresh("max_age"),
+            _ = &mut refresh_at => return Watch::Refresh(current.refresh_reason),
             _ = slot.refresh.notified() => continue,
             _ = tick(&mut ticker) => {
                 let probe = tokio::select! {
