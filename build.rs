@@ -1,8 +1,26 @@
 //! Compiles the protos of the top-level examples through grpc-pool-build, exactly as a user
 //! crate's build script would.
+
+// Finds etcd's v3 API protos (Debian's golang-etcd-server-dev; not in this repository), for
+// examples/etcd.rs. Shared with tests/etcd/build.rs.
+#[path = "tests/etcd/etcd_protos.rs"]
+mod etcd_protos;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     grpc_pool_build::compile_protos(&["examples/proto/greeter.proto"], &["examples/proto"])?;
     // The test service of the root integration tests (tests/*.rs, reliability helper).
     grpc_pool_build::compile_protos(&["testkit/proto/echo.proto"], &["testkit/proto"])?;
+    // etcd's KV, Watch, Lease, ... clients for examples/etcd.rs, behind `cfg(etcd_protos)`:
+    // without the protos the example only says how to get them.
+    println!("cargo::rustc-check-cfg=cfg(etcd_protos)");
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?;
+    let used_by = "examples/etcd.rs will only print how to get them";
+    if let Some(include) = etcd_protos::prepare(std::path::Path::new(&root), used_by)? {
+        grpc_pool_build::configure()
+            .build_server(false)
+            .emit_rerun_if_changed(false) // the copies in OUT_DIR; prepare() watches the sources
+            .compile_protos(&[etcd_protos::RPC_PROTO], &[include])?;
+        println!("cargo::rustc-cfg=etcd_protos");
+    }
     Ok(())
 }

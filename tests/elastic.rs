@@ -11,10 +11,11 @@ use grpc_pool_testkit::{wait_until, EchoServer, Tally};
 use support::{fast, start, unary_load};
 use tokio::time::Instant;
 
-/// Records `(ms since start, size)` at every change of the pool's size.
-fn trace_sizes(
-    pool: &grpc_pool::Pool,
-) -> (Arc<Mutex<Vec<(u128, usize)>>>, tokio::task::JoinHandle<()>) {
+/// `(ms since start, size)` at every change of the pool's size.
+type SizeTrace = Arc<Mutex<Vec<(u128, usize)>>>;
+
+/// Records a [`SizeTrace`] until the returned task is aborted.
+fn trace_sizes(pool: &grpc_pool::Pool) -> (SizeTrace, tokio::task::JoinHandle<()>) {
     let trace = Arc::new(Mutex::new(vec![(0, pool.status().size)]));
     let pool = pool.clone();
     let t = trace.clone();

@@ -16,8 +16,11 @@ use support::{fast, req, start, unary};
 /// pool moves gauges by increments only, so their sum is the current value.
 struct Seen {
     snapshotter: Snapshotter,
-    values: Mutex<HashMap<(MetricKind, String, Vec<(String, String)>), Vec<f64>>>,
+    values: Mutex<HashMap<MetricId, Vec<f64>>>,
 }
+
+/// Kind, name and sorted labels of a metric.
+type MetricId = (MetricKind, String, Vec<(String, String)>);
 
 impl Seen {
     fn take(&self) {

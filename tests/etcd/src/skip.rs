@@ -19,3 +19,15 @@ pub fn unavailable(test: &str, missing: &str) {
         "\n{line}\n!! SKIPPED {test}: {missing}\n!! install with scripts/install-deps.sh (with CI=true this fails)\n{line}"
     );
 }
+
+/// Reports that the tests of `file` cannot run because etcd's protos were missing when this
+/// crate was built (no `cfg(etcd_protos)`, so none of the generated clients exist): skips
+/// loudly, or panics with `CI=true`, as [`unavailable`].
+pub fn protos_missing(file: &str) {
+    unavailable(
+        &format!("every test in {file}"),
+        "etcd's v3 API protos (rpc.proto, kv.proto, auth.proto of Debian's golang-etcd-server-dev) \
+         were not found when etcd-tests was built\n!! (looked in $GRPC_POOL_ETCD_PROTO_ROOT, \
+         /usr/share/gocode/src/go.etcd.io/etcd and <repo>/.deps/golang-etcd-server-dev/...)",
+    );
+}
