@@ -38,6 +38,7 @@ pub struct ConnStats {
 #[derive(Debug, Default)]
 pub struct ServerStats {
     conns: Mutex<HashMap<String, ConnStats>>,
+    accepted: AtomicU64,
     calls: AtomicU64,
     completed: AtomicU64,
     cancelled: AtomicU64,
@@ -49,6 +50,10 @@ impl ServerStats {
     /// Per-connection counters.
     pub fn connections(&self) -> HashMap<String, ConnStats> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// TCP connections accepted in total (including ones that never made a call).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
     /// Calls started in total.
     pub fn calls(&self) -> u64 {
@@ -399,8 +404,10 @@ impl EchoServerBuilder {
         let (tx, rx) = oneshot::channel::<()>();
         let kill = CancellationToken::new();
         let conn_kill = kill.clone();
+        let conn_stats = stats.clone();
         let incoming = TcpListenerStream::new(listener).map(move |io| {
             io.map(|io| {
+                conn_stats.accepted.fetch_add(1, Ordering::SeqCst);
                 // Without TCP_NODELAY, Nagle + delayed ACKs stall small replies by ~40 ms.
                 let _ = io.set_nodelay(true);
                 KillableIo::new(io, conn_kill.clone())
