@@ -72,6 +72,12 @@ async fn grows_to_max_under_load_and_shrinks_to_min_when_idle() {
     let grown = pool.status();
 
     let shrank = wait_until(|| pool.status().size == 1, Duration::from_secs(4)).await;
+    // Let the tracer record the last change too.
+    wait_until(
+        || trace.lock().unwrap().last().map(|l| l.1) == Some(pool.status().size),
+        Duration::from_secs(1),
+    )
+    .await;
     tracer.abort();
     let trace = trace.lock().unwrap().clone();
     let shown: Vec<String> = trace.iter().map(|(ms, n)| format!("{ms}ms:{n}")).collect();
@@ -104,6 +110,9 @@ async fn grows_to_max_under_load_and_shrinks_to_min_when_idle() {
     }
     assert_eq!(tally.hung(), 0, "{:?}", tally.error_kinds());
     assert_eq!(tally.errors(), 0, "{:?}", tally.error_kinds());
+    // Every change counted: 1 -> 4 -> 1.
+    let status = pool.status();
+    assert_eq!((status.grown, status.shrunk), (3, 3), "{status}");
     // Removed slots took their calls in flight to the end; the pool still serves.
     assert_eq!(pool.status().in_flight, 0);
     support::unary(&pool, support::req("after")).await.unwrap();

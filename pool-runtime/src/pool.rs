@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) resolved: Mutex<Vec<Arc<[SocketAddr]>>>,
     /// The index of the next slot added (indexes are never reused).
     next_index: AtomicUsize,
+    /// Slots added and removed by elastic sizing.
+    grown: AtomicU64,
+    shrunk: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tracker: TaskTracker,
     pub(crate) span: tracing::Span,
@@ -122,6 +125,8 @@ impl Pool {
             id,
             settings: settings.clone(),
             next_index: AtomicUsize::new(slots.len()),
+            grown: AtomicU64::new(0),
+            shrunk: AtomicU64::new(0),
             slots: ArcSwap::from_pointee(slots),
             signals,
             metrics,
@@ -413,7 +418,11 @@ impl Shared {
 
     pub(crate) fn status(&self) -> PoolStatus {
         let channels = self.slots.load().iter().map(|s| s.status()).collect();
-        PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels)
+        let mut status =
+            PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels);
+        status.grown = self.grown.load(Ordering::Relaxed);
+        status.shrunk = self.shrunk.load(Ordering::Relaxed);
+        status
     }
 
     fn in_flight(&self) -> usize {
@@ -487,6 +496,7 @@ impl Shared {
         for slot in added {
             self.spawn_worker(slot);
         }
+        self.grown.fetch_add(count as u64, Ordering::Relaxed);
         self.metrics.resized("up");
     }
 
@@ -505,10 +515,13 @@ impl Shared {
             removed.push(slots.remove(i));
         }
         self.slots.store(Arc::new(slots));
+        let removed_count = removed.len();
         for slot in removed {
             debug!(parent: &self.span, slot = slot.index, in_flight = slot.in_flight.load(Ordering::Relaxed), "removing slot");
             slot.stop.cancel();
         }
+        self.shrunk
+            .fetch_add(removed_count as u64, Ordering::Relaxed);
         self.metrics.resized("down");
     }
 

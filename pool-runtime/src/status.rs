@@ -100,6 +100,10 @@ pub struct PoolStatus {
     pub reconnects: u64,
     /// Healthy connections replaced (maximum age, moved address).
     pub refreshes: u64,
+    /// Slots added by elastic sizing since start.
+    pub grown: u64,
+    /// Slots removed by elastic sizing since start.
+    pub shrunk: u64,
     /// Whether the pool is shut down (or shutting down).
     pub closed: bool,
     /// Per channel.
@@ -119,6 +123,8 @@ impl PoolStatus {
             failures: channels.iter().map(|c| c.failures).sum(),
             reconnects: channels.iter().map(|c| c.reconnects).sum(),
             refreshes: channels.iter().map(|c| c.refreshes).sum(),
+            grown: 0,
+            shrunk: 0,
             name,
             closed,
             channels,
@@ -143,6 +149,13 @@ impl fmt::Display for PoolStatus {
             self.reconnects,
             self.refreshes
         )?;
+        if self.grown + self.shrunk > 0 {
+            writeln!(
+                f,
+                "elastic: {} slots added, {} removed",
+                self.grown, self.shrunk
+            )?;
+        }
         let width = self
             .channels
             .iter()
