@@ -138,3 +138,73 @@ async fn server_goaway_replaces_the_connection_without_failed_calls() {
     );
     pool.shutdown().await;
 }
+
+/// A GOAWAY on a connection that a long stream keeps open: the slot sees the GOAWAY frame and
+/// replaces the connection at once, so streaming calls started after it (never retried,
+/// since a stream is not replayable) go to the replacement instead of failing on the old
+/// connection. The long stream finishes on the old connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_started_after_a_goaway_go_to_the_replacement() {
+    use support::echo::{PooledEchoClient, StreamRequest};
+    support::init_tracing();
+    let server = EchoServer::builder()
+        .max_connection_age(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let pool = start(
+        fast("refresh-goaway-streams", &server.uri(), 1)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let client = PooledEchoClient::new(pool.clone());
+    let stream = |count: u32, interval_ms: u32| StreamRequest {
+        message: "s".into(),
+        count,
+        interval_ms,
+    };
+    // 1.5 s of messages: holds the first connection open past its GOAWAY at ~300 ms.
+    let long_client = client.clone();
+    let long = tokio::spawn(async move {
+        let mut s = long_client
+            .server_stream(stream(30, 50))
+            .await?
+            .into_inner();
+        let mut n = 0;
+        while s.message().await?.is_some() {
+            n += 1;
+        }
+        Ok::<_, tonic::Status>(n)
+    });
+    let tally = Arc::new(Tally::new());
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        let client = client.clone();
+        tally
+            .call(support::HANG_GUARD, async move {
+                let mut s = client.server_stream(stream(2, 0)).await?.into_inner();
+                while s.message().await?.is_some() {}
+                Ok::<_, tonic::Status>(())
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let long = long.await.unwrap();
+    let status = pool.status();
+    tally.print("goaway_streams_during_long_stream");
+    assert_eq!(
+        long.map_err(|e| e.to_string()),
+        Ok(30),
+        "the long stream must finish"
+    );
+    assert!(status.reconnects >= 2, "no GOAWAY seen\n{status}");
+    assert_eq!(tally.hung(), 0);
+    assert_eq!(
+        tally.errors(),
+        0,
+        "streams failed on a connection that had sent GOAWAY: {:?}",
+        tally.error_kinds()
+    );
+    pool.shutdown().await;
+}

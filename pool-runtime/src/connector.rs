@@ -9,6 +9,10 @@
 //!   it in [`WatchedIo`], which cancels the connection's `lost` token on EOF, I/O error or
 //!   drop (hyper drops the I/O when the connection ends: closed by the peer, keepalive
 //!   timeout, GOAWAY drained);
+//! - on a plaintext connection, the server's bytes are scanned for HTTP/2 frame headers,
+//!   and a GOAWAY frame cancels `lost` at once: the slot replaces the connection before any
+//!   call is refused by it, while the calls already on it finish (over TLS the frames are
+//!   encrypted here; the next two signals cover that case);
 //! - any later call means tonic wants to reconnect, i.e. the connection is unusable (for
 //!   example hyper stopped accepting requests after a GOAWAY). It cancels `lost` and fails
 //!   with [`ConnectionReplaced`]; tonic wraps that in a `ConnectError`, so the request was
@@ -84,6 +88,8 @@ impl tower_service::Service<Uri> for OnceConnector {
         let kill = Box::pin(self.kill.clone().cancelled_owned());
         let addrs = self.addrs.clone();
         let peer = self.peer.clone();
+        // TLS goes on top of this stream: its bytes are not HTTP/2 frames.
+        let scanner = (uri.scheme_str() != Some("https")).then(FrameScanner::default);
         Box::pin(async move {
             if !addrs.is_empty() {
                 // The pool resolved the host: the slot's preferred address first, then the
@@ -94,7 +100,12 @@ impl tower_service::Service<Uri> for OnceConnector {
                 if let Ok(addr) = stream.peer_addr() {
                     let _ = peer.set(addr);
                 }
-                return Ok(TokioIo::new(WatchedIo { stream, lost, kill }));
+                return Ok(TokioIo::new(WatchedIo {
+                    stream,
+                    lost,
+                    kill,
+                    scanner,
+                }));
             }
             let host = uri
                 .host()
@@ -111,16 +122,60 @@ impl tower_service::Service<Uri> for OnceConnector {
             if let Ok(addr) = stream.peer_addr() {
                 let _ = peer.set(addr);
             }
-            Ok(TokioIo::new(WatchedIo { stream, lost, kill }))
+            Ok(TokioIo::new(WatchedIo {
+                stream,
+                lost,
+                kill,
+                scanner,
+            }))
         })
     }
 }
 
-/// A TCP stream that reports the end of its connection, and fails once the pool stops.
+/// A TCP stream that reports the end of its connection (and, in plaintext, a GOAWAY), and
+/// fails once the pool stops.
 pub(crate) struct WatchedIo {
     stream: TcpStream,
     lost: CancellationToken,
     kill: Pin<Box<WaitForCancellationFutureOwned>>,
+    scanner: Option<FrameScanner>,
+}
+
+/// Follows the HTTP/2 frames a server sends (9-byte headers, payloads skipped) to notice
+/// GOAWAY. Costs a few comparisons per frame, nothing per payload byte.
+#[derive(Debug, Default)]
+pub(crate) struct FrameScanner {
+    header: [u8; 9],
+    have: usize,
+    skip: usize,
+}
+
+impl FrameScanner {
+    const GOAWAY: u8 = 0x7;
+
+    /// Feeds the next bytes from the server; true if they complete a GOAWAY frame header.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> bool {
+        let mut goaway = false;
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (9 - self.have).min(data.len());
+            self.header[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            if self.have == 9 {
+                let h = &self.header;
+                self.skip = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                goaway |= h[3] == Self::GOAWAY;
+                self.have = 0;
+            }
+        }
+        goaway
+    }
 }
 
 impl std::fmt::Debug for WatchedIo {
@@ -166,8 +221,15 @@ impl AsyncRead for WatchedIo {
         let result = Pin::new(&mut self.stream).poll_read(cx, buf);
         self.check(&result);
         if let Poll::Ready(Ok(())) = result {
-            if wanted && buf.filled().len() == before {
+            let after = buf.filled().len();
+            if wanted && after == before {
                 self.lost.cancel(); // EOF: the peer closed the connection
+            } else if let Some(scanner) = &mut self.scanner {
+                if scanner.feed(&buf.filled()[before..after]) {
+                    tracing::debug!("server sent GOAWAY; replacing the connection");
+                    self.lost.cancel();
+                    self.scanner = None; // nothing more to learn
+                }
             }
         }
         result
@@ -220,5 +282,38 @@ impl AsyncWrite for WatchedIo {
 impl Drop for WatchedIo {
     fn drop(&mut self) {
         self.lost.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameScanner;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut out = vec![len[1], len[2], len[3], kind, 0, 0, 0, 0, 0];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn finds_goaway_after_other_frames_in_any_split() {
+        let settings = frame(0x4, &[0; 18]);
+        let data = frame(0x0, &[7; 300]);
+        let goaway = frame(0x7, &[0, 0, 0, 1, 0, 0, 0, 0]);
+        let stream: Vec<u8> = [settings, data.clone(), goaway, data].concat();
+        for chunk in [1, 2, 5, 9, 10, 64, stream.len()] {
+            let mut scanner = FrameScanner::default();
+            let seen = stream.chunks(chunk).filter(|c| scanner.feed(c)).count();
+            assert_eq!(seen, 1, "chunk size {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_goaway_byte_inside_a_payload_is_not_a_goaway() {
+        let mut scanner = FrameScanner::default();
+        let data = frame(0x0, &[0x7; 100]);
+        assert!(!scanner.feed(&data));
+        assert!(!scanner.feed(&frame(0x6, &[0x7; 8]))); // PING
     }
 }
