@@ -323,3 +323,80 @@ fn runtime_has_no_accept_any_certificate_path() {
     }
     assert!(scanned > 0);
 }
+
+/// Over TLS the pool cannot read the server's GOAWAY frames (they are encrypted below tonic),
+/// so a call may still be sent to a connection that is going away and be refused. A
+/// server-streaming call refused like that was never sent, and is retried on the replacement
+/// like a unary call: none fails while a long stream holds the old connection open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
+    use support::echo::{PooledEchoClient, StreamRequest};
+    let certs = TestCerts::generate().unwrap();
+    let server = EchoServer::builder()
+        .tls(certs.server_tls().unwrap())
+        .max_connection_age(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    // One channel: every call meets the connection that is going away.
+    let config = PoolConfig::builder()
+        .name("tls-goaway-streams")
+        .endpoint(&https(&server))
+        .size(1)
+        .tls(ca(&certs))
+        .connect_timeout(Duration::from_millis(500))
+        .checkout_timeout(Duration::from_secs(2))
+        .retry(RetryConfig::new(
+            2,
+            Duration::from_millis(20),
+            Duration::from_millis(50),
+        ))
+        .build()
+        .unwrap();
+    let pool = tokio::time::timeout(GUARD, Pool::start(config))
+        .await
+        .expect("start hung")
+        .unwrap();
+    let client = PooledEchoClient::new(pool.clone());
+    let stream = |count: u32, interval_ms: u32| StreamRequest {
+        message: "s".into(),
+        count,
+        interval_ms,
+    };
+    let long_client = client.clone();
+    let long = tokio::spawn(async move {
+        let mut s = long_client
+            .server_stream(stream(30, 50))
+            .await?
+            .into_inner();
+        let mut n = 0;
+        while s.message().await?.is_some() {
+            n += 1;
+        }
+        Ok::<_, tonic::Status>(n)
+    });
+    let (mut ok, mut failed) = (0, Vec::new());
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        let call = async {
+            let mut s = client.server_stream(stream(2, 0)).await?.into_inner();
+            while s.message().await?.is_some() {}
+            Ok::<_, tonic::Status>(())
+        };
+        match tokio::time::timeout(GUARD, call)
+            .await
+            .expect("stream hung")
+        {
+            Ok(()) => ok += 1,
+            Err(status) => failed.push(chain(&status)),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let long = long.await.unwrap();
+    let status = pool.status();
+    assert_eq!(long.map_err(|e| e.to_string()), Ok(30));
+    assert!(status.reconnects >= 2, "no GOAWAY\n{status}");
+    assert!(ok > 20, "{ok} streams");
+    assert!(failed.is_empty(), "streams failed: {failed:?}");
+    pool.shutdown().await;
+}

@@ -191,7 +191,7 @@ fn generate_method(
             method.proto_name
         ),
         (false, true) => format!(
-            " Server-streaming `{full_name}/{}`: the stream keeps its channel until it ends.",
+            " Server-streaming `{full_name}/{}`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another channel, as for unary calls.",
             method.proto_name
         ),
         (true, false) => format!(
@@ -237,8 +237,16 @@ fn generate_method(
                 #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
                 #p::tonic::Status,
             > {
-                let channel = #p::checkout_for_stream(&self.pool).await?;
-                self.tonic_client(channel).#ident(request).await
+                // One request message: retried like a unary call if it was never sent.
+                #p::unary(
+                    &self.pool,
+                    #p::tonic::IntoRequest::into_request(request),
+                    |channel, request| {
+                        let mut client = self.tonic_client(channel);
+                        async move { client.#ident(request).await }
+                    },
+                )
+                .await
             }
         },
         (true, false) => quote! {
@@ -372,11 +380,15 @@ mod tests {
     }
 
     #[test]
-    fn server_streaming_rpc_checks_out_for_the_stream_and_returns_streaming() {
+    fn server_streaming_rpc_is_retried_like_unary_and_returns_streaming() {
         let code = generated(vec![method("watch", "Watch", false, true)]);
         assert!(
+            code.contains("::grpc_pool::__private::unary(&self.pool,"),
+            "{code}"
+        );
+        assert!(
             code.contains(
-                "letchannel=::grpc_pool::__private::checkout_for_stream(&self.pool).await?;"
+                "letmutclient=self.tonic_client(channel);asyncmove{client.watch(request).await}"
             ),
             "{code}"
         );
@@ -390,7 +402,7 @@ mod tests {
             code.contains("request:impl::grpc_pool::__private::tonic::IntoRequest<HelloRequest>"),
             "{code}"
         );
-        assert!(!code.contains("::grpc_pool::__private::unary("), "{code}");
+        assert!(!code.contains("checkout_for_stream"), "{code}");
     }
 
     #[test]

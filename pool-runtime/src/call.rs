@@ -15,8 +15,10 @@ use crate::pool::Pool;
 /// client; a small bound keeps a pool whose connections all fail from looping.
 const MAX_TRANSPARENT_RETRIES: usize = 3;
 
-/// Runs a unary call on the least-loaded channel, retrying it transparently when the server
-/// provably never saw it.
+/// Runs a call with one request message (unary or server-streaming) on the least-loaded
+/// channel, retrying it transparently when the server provably never saw it. For a
+/// server-streaming call, only the start is retried: once the response headers arrived, the
+/// stream is the caller's.
 ///
 /// "Never sent" means one of (see gRPC proposal A6):
 /// - the channel's connection was lost before the request was written: connecting failed

@@ -710,7 +710,7 @@ impl PooledGreeterClient {
     }
     /// Greets many times.
     ///
-    /// Server-streaming `golden.v1.Greeter/LotsOfReplies`: the stream keeps its channel until it ends.
+    /// Server-streaming `golden.v1.Greeter/LotsOfReplies`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another channel, as for unary calls.
     pub async fn lots_of_replies(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
@@ -720,8 +720,15 @@ impl PooledGreeterClient {
         >,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool).await?;
-        self.tonic_client(channel).lots_of_replies(request).await
+        ::grpc_pool::__private::unary(
+                &self.pool,
+                ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.lots_of_replies(request).await }
+                },
+            )
+            .await
     }
     /// Client-streaming `golden.v1.Greeter/Collect`: the call keeps its channel until it ends.
     pub async fn collect(
