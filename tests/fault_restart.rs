@@ -75,3 +75,61 @@ async fn server_restart_on_same_port_under_load() {
     );
     pool.shutdown().await;
 }
+
+/// Demand-driven reconnect: channels backing off after an outage try again as soon as a
+/// checkout finds no channel (at most once per `min(retry.base_delay, 1 s)`), instead of
+/// sleeping out a backoff delay that may have grown long. Here the backoff is 2.4..3.6 s and
+/// a call made right after the server returns succeeds after about 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cuts_a_long_backoff_short_once_the_server_is_back() {
+    use grpc_pool::{ChannelState, RetryConfig};
+    use grpc_pool_testkit::EchoServer;
+    support::init_tracing();
+    let server = EchoServer::start().await.unwrap();
+    let addr = server.addr();
+    let config = fast("fault-demand", &server.uri(), 2)
+        .retry(RetryConfig::new(
+            3,
+            Duration::from_secs(3),
+            Duration::from_secs(6),
+        ))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    assert!(wait_until(|| pool.status().ready == 2, Duration::from_secs(3)).await);
+
+    server.kill().await;
+    let backing_off = || {
+        pool.status()
+            .channels
+            .iter()
+            .all(|c| c.state == ChannelState::Backoff)
+    };
+    assert!(
+        wait_until(backing_off, Duration::from_secs(3)).await,
+        "{}",
+        pool.status()
+    );
+    let server = EchoServer::builder().bind(addr).start().await.unwrap();
+    let back = tokio::time::Instant::now();
+    let mut failed = 0;
+    let recovered = loop {
+        match support::unary(&pool, support::req("again")).await {
+            Ok(_) => break back.elapsed(),
+            Err(_) if back.elapsed() < Duration::from_secs(5) => failed += 1,
+            Err(e) => panic!("not recovered after 5 s: {e}\n{}", pool.status()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    grpc_pool_testkit::report(format!(
+        "scenario=demand_reconnect_after_outage recovery_ms={} failed_calls={failed}",
+        recovered.as_millis()
+    ));
+    // Without demand the first attempt comes after the 2.4..3.6 s backoff.
+    assert!(
+        recovered < Duration::from_millis(2000),
+        "recovered only after {recovered:?}: the backoff was not cut short"
+    );
+    pool.shutdown().await;
+    drop(server);
+}

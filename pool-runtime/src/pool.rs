@@ -409,6 +409,8 @@ impl Shared {
     }
 
     fn no_ready_error(&self) -> PoolError {
+        // Someone needs a channel: slots sleeping in backoff try again now.
+        self.signals.demand.notify_waiters();
         let slots = self.slots.load();
         PoolError::NoReadyChannel {
             pool: self.settings.name.clone(),

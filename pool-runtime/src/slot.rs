@@ -27,6 +27,9 @@ pub(crate) struct Signals {
     pub(crate) closed: AtomicBool,
     /// A connection attempt failed: re-resolve host names soon (the pool's maintenance task).
     pub(crate) resolve_now: Notify,
+    /// A checkout found no channel READY or connecting: workers backing off try again now
+    /// (at most once per [`DEMAND_FLOOR`](crate::worker::DEMAND_FLOOR)).
+    pub(crate) demand: Notify,
 }
 
 impl Signals {

@@ -24,6 +24,12 @@ use crate::status::ChannelState;
 /// See `run`: connections lost sooner than this count as failed attempts.
 const MIN_UPTIME: Duration = Duration::from_millis(100);
 
+/// A backoff sleep is cut short by demand (a checkout that found no channel) only after this
+/// long, or `retry.base_delay` if shorter: a dead backend under load is tried at most this
+/// often instead of in a loop, and a recovered one is found within it instead of after a
+/// backoff delay that may have grown to `retry.max_delay`.
+pub(crate) const DEMAND_FLOOR: Duration = Duration::from_secs(1);
+
 /// Why the watch of a connection ended.
 enum Watch {
     /// The slot was removed or the pool stopped.
@@ -38,6 +44,7 @@ enum Watch {
 /// pool's token: it aborts the connections themselves (a removed slot's connection drains).
 pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: CancellationToken) {
     let cancel = slot.stop.clone();
+    let floor = settings.retry.base_delay.min(DEMAND_FLOOR);
     let mut backoff = Backoff::new(settings.retry.base_delay, settings.retry.max_delay);
     let mut warned_no_health = false;
     // As in gRPC, a connection that became READY resets the backoff and a lost one is
@@ -62,7 +69,7 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
                 let delay = backoff.next_delay();
                 warn!(attempt, delay = ?delay, error = %cause, "connect failed; backing off");
                 slot.set_state(ChannelState::Backoff);
-                if !sleep_or_cancel(delay, &cancel).await {
+                if !backoff_sleep(&slot, delay, floor, &cancel).await {
                     break 'connect;
                 }
                 continue;
@@ -113,7 +120,7 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
                             let delay = backoff.next_delay();
                             warn!(delay = ?delay, error = %cause, "connection lost and its replacement failed; backing off");
                             slot.set_state(ChannelState::Backoff);
-                            if !sleep_or_cancel(delay, &cancel).await {
+                            if !backoff_sleep(&slot, delay, floor, &cancel).await {
                                 break 'connect;
                             }
                             continue 'connect;
@@ -142,7 +149,7 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
                         let delay = backoff.next_delay();
                         warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
                         slot.set_state(ChannelState::Backoff);
-                        if !sleep_or_cancel(delay, &cancel).await {
+                        if !backoff_sleep(&slot, delay, floor, &cancel).await {
                             break 'connect;
                         }
                     }
@@ -332,10 +339,29 @@ async fn tick(ticker: &mut Option<Interval>) {
     }
 }
 
-/// Sleeps `delay`; returns false if cancelled first.
-async fn sleep_or_cancel(delay: Duration, cancel: &CancellationToken) -> bool {
+/// Sleeps `delay`, or only `floor` when a checkout finds no channel meanwhile; returns false
+/// if cancelled first.
+async fn backoff_sleep(
+    slot: &Slot,
+    delay: Duration,
+    floor: Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    let start = Instant::now();
+    let demand = slot.signals.demand.notified();
+    tokio::pin!(demand);
+    demand.as_mut().enable();
+    tokio::select! {
+        _ = cancel.cancelled() => return false,
+        _ = tokio::time::sleep(delay) => return true,
+        _ = &mut demand => {}
+    }
+    let at = start + floor.min(delay);
+    if at > Instant::now() {
+        debug!(delay = ?delay, "a checkout needs a channel; reconnecting early");
+    }
     tokio::select! {
         _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep(delay) => true,
+        _ = tokio::time::sleep_until(at) => true,
     }
 }
