@@ -32,13 +32,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::slot::Lost;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A connector that opens one TCP connection and refuses to reconnect.
 #[derive(Clone, Debug)]
 pub(crate) struct OnceConnector {
     used: Arc<AtomicBool>,
-    lost: CancellationToken,
+    lost: Lost,
     kill: CancellationToken,
     addrs: Arc<[SocketAddr]>,
     peer: Arc<OnceLock<SocketAddr>>,
@@ -49,7 +51,7 @@ impl OnceConnector {
     /// aborts the connection, failing the calls still on it. `addrs` are tried in order
     /// (empty: the URI's host is resolved here); the address connected to goes to `peer`.
     pub(crate) fn new(
-        lost: CancellationToken,
+        lost: Lost,
         kill: CancellationToken,
         addrs: Arc<[SocketAddr]>,
         peer: Arc<OnceLock<SocketAddr>>,
@@ -136,7 +138,7 @@ impl tower_service::Service<Uri> for OnceConnector {
 /// fails once the pool stops.
 pub(crate) struct WatchedIo {
     stream: TcpStream,
-    lost: CancellationToken,
+    lost: Lost,
     kill: Pin<Box<WaitForCancellationFutureOwned>>,
     scanner: Option<FrameScanner>,
 }

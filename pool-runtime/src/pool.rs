@@ -304,7 +304,10 @@ impl Shared {
         if n == 0 {
             return Pick::NoneReady;
         }
-        for _ in 0..4 {
+        // Slots whose connection turned out lost in an earlier pass (the worker has not
+        // marked them yet): skipped by the later passes.
+        let mut lost: [usize; 4] = [usize::MAX; 4];
+        for pass in 0..4 {
             // Ties are broken from a random start (a thread-local generator: a shared
             // round-robin counter would bounce one cache line between cores on every pick).
             let start = fastrand::usize(..n);
@@ -316,7 +319,11 @@ impl Shared {
             let mut fallback: Option<(&Arc<Slot>, usize)> = None;
             let mut waiting = false;
             for i in 0..n {
-                let slot = &slots[(start + i) % n];
+                let position = (start + i) % n;
+                let slot = &slots[position];
+                if pass > 0 && lost[..pass].contains(&position) {
+                    continue;
+                }
                 match slot.state() {
                     ChannelState::Ready => {}
                     ChannelState::Connecting => {
@@ -352,6 +359,14 @@ impl Shared {
                 return if waiting { Pick::Wait } else { Pick::NoneReady };
             };
             let Some(conn) = slot.conn() else { continue };
+            if conn.lost.is_cancelled() {
+                // Lost a moment ago (EOF, reset, GOAWAY): its worker is about to replace it.
+                lost[pass] = slots
+                    .iter()
+                    .position(|s| Arc::ptr_eq(s, slot))
+                    .unwrap_or(usize::MAX);
+                continue;
+            }
             if slot.try_reserve(cap) {
                 let reservation = InFlight::reserved(slot.clone());
                 return Pick::Got(PooledChannel::new(

@@ -66,6 +66,35 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// The "connection lost" signal of one connection: set on EOF, I/O error, GOAWAY, a failed
+/// probe or a call that saw the connection fail; the worker then replaces the connection.
+/// Checked on every checkout, so the check is one atomic load (a `CancellationToken`'s
+/// `is_cancelled` takes a lock); waiting goes through the token.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lost(Arc<LostInner>);
+
+#[derive(Debug, Default)]
+struct LostInner {
+    flag: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Lost {
+    pub(crate) fn cancel(&self) {
+        if !self.0.flag.swap(true, Ordering::AcqRel) {
+            self.0.token.cancel();
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.flag.load(Ordering::Acquire)
+    }
+
+    pub(crate) async fn cancelled(&self) {
+        self.0.token.cancelled().await;
+    }
+}
+
 /// One HTTP/2 connection of a slot: a dedicated tonic `Channel` that never reconnects by
 /// itself (see `connector`), and the token cancelled when the connection is lost.
 #[derive(Debug)]
@@ -75,7 +104,7 @@ pub(crate) struct Conn {
     pub(crate) id: u64,
     /// Cancelled when the connection is closed, broken, going away, or a call proved it
     /// unusable. The worker then replaces it.
-    pub(crate) lost: CancellationToken,
+    pub(crate) lost: Lost,
     /// The address the slot preferred when this connection was opened (`None`: the
     /// connector resolved the host itself).
     pub(crate) preferred: Option<SocketAddr>,
@@ -88,7 +117,7 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 impl Conn {
     pub(crate) fn new(
         channel: Channel,
-        lost: CancellationToken,
+        lost: Lost,
         preferred: Option<SocketAddr>,
         peer: Arc<OnceLock<SocketAddr>>,
     ) -> Self {

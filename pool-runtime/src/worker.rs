@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::connector::OnceConnector;
 use crate::error::error_chain;
 use crate::health::{self, Probe};
-use crate::slot::{Conn, Slot};
+use crate::slot::{Conn, Lost, Slot};
 use crate::status::ChannelState;
 
 /// See `run`: connections lost sooner than this count as failed attempts.
@@ -166,7 +166,7 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
 /// The connection a worker watches.
 struct Current {
     channel: tonic::transport::Channel,
-    lost: CancellationToken,
+    lost: Lost,
     preferred: Option<std::net::SocketAddr>,
     connected_at: Instant,
     /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
@@ -206,7 +206,7 @@ async fn connect(
     settings: &Settings,
     kill: &CancellationToken,
 ) -> Result<(Conn, Probe), String> {
-    let lost = CancellationToken::new();
+    let lost = Lost::default();
     let addrs = slot.addrs();
     let preferred = addrs.first().copied();
     let peer = Arc::new(std::sync::OnceLock::new());
