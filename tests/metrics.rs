@@ -124,6 +124,45 @@ async fn a_test_recorder_sees_the_pool_metrics_move() {
     );
     assert_eq!(seen.gauge("grpc_pool_in_flight", p), 0.0);
 
+    // Backpressure on a second pool (one channel, one call at a time): a checkout that waits
+    // for a call to end is timed; one that waits past `checkout_timeout` is counted.
+    let q = "metrics-test-cap";
+    let capped = start(
+        fast(q, &server.uri(), 1)
+            .max_in_flight_per_channel(1)
+            .checkout_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let slow = |ms: u32| {
+        let mut r = req("slow");
+        r.delay_ms = ms;
+        r
+    };
+    let (a, b) = tokio::join!(unary(&capped, slow(100)), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        unary(&capped, req("waits")).await
+    });
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(
+        seen.histogram_count("grpc_pool_checkout_wait_seconds", q),
+        1
+    );
+    let (a, b) = tokio::join!(unary(&capped, slow(600)), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        unary(&capped, req("times out")).await
+    });
+    a.unwrap();
+    assert_eq!(b.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(
+        seen.counter("grpc_pool_checkout_timeouts_total", q, None),
+        1.0
+    );
+    assert_eq!(seen.gauge("grpc_pool_in_flight", q), 0.0);
+    capped.shutdown().await;
+
     // The server dies: reconnects and failed connection attempts count, READY drops to 0.
     server.kill().await;
     assert!(
