@@ -146,3 +146,41 @@ async fn idle_pool_shrinks_to_min_and_stays() {
     assert!(wait_until(|| pool.status().ready == 2, Duration::from_secs(2)).await);
     pool.shutdown().await;
 }
+
+/// Elastic bounds and the maximum connection age from `#[grpc_pool]`: the named pool starts
+/// at `min_size`, and its connections are refreshed at the attribute's age.
+#[grpc_pool::grpc_pool(
+    name = "elastic-attribute",
+    min_size = 1,
+    max_size = 3,
+    max_connection_age = "200ms"
+)]
+mod from_attribute {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elastic_bounds_and_max_age_from_the_attribute() {
+    let server = EchoServer::start().await.unwrap();
+    let config = grpc_pool::PoolConfig::builder()
+        .endpoint(&server.uri())
+        .resize_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let pool = tokio::time::timeout(Duration::from_secs(5), from_attribute::POOL.start(config))
+        .await
+        .expect("start hung")
+        .unwrap();
+    assert_eq!(
+        pool.status().size,
+        1,
+        "starts at min_size\n{}",
+        pool.status()
+    );
+    assert!(
+        wait_until(|| pool.status().refreshes >= 2, Duration::from_secs(3)).await,
+        "the attribute's max_connection_age did not apply\n{}",
+        pool.status()
+    );
+    // Idle: stays at min_size.
+    assert_eq!(pool.status().size, 1);
+    pool.shutdown().await;
+}

@@ -56,8 +56,25 @@ fn pool_items(s: &Settings) -> TokenStream {
     let name = &s.name;
     let some = quote!(::core::option::Option::Some);
     let mut fields = Vec::new();
-    if let Some(size) = s.size {
-        fields.push(quote!(size: #some(#size)));
+    for (field, value) in [
+        ("size", s.size),
+        ("min_size", s.min_size),
+        ("max_size", s.max_size),
+    ] {
+        if let Some(value) = value {
+            let field = syn::Ident::new(field, proc_macro2::Span::call_site());
+            fields.push(quote!(#field: #some(#value)));
+        }
+    }
+    match s.max_connection_age {
+        Some(Some(age)) => {
+            let age = duration(age);
+            fields.push(quote!(max_connection_age: #some(#some(#age))));
+        }
+        Some(None) => {
+            fields.push(quote!(max_connection_age: #some(::core::option::Option::None)));
+        }
+        None => {}
     }
     for (field, value) in [
         ("checkout_timeout", s.checkout_timeout),
@@ -138,6 +155,9 @@ fn summary(s: &Settings) -> String {
     let mut parts = Vec::new();
     if let Some(size) = s.size {
         parts.push(format!("size {size}"));
+    }
+    if let Some(max) = s.max_size {
+        parts.push(format!("size {}..={max}", s.min_size.unwrap_or(1)));
     }
     for (key, value) in [
         ("checkout_timeout", s.checkout_timeout),

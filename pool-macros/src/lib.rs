@@ -15,7 +15,8 @@ use proc_macro::TokenStream;
 ///
 /// Keys: `name` (required), `size`, `checkout_timeout`, `connect_timeout`, `keepalive`,
 /// `ping_interval` (a duration or `"off"`), `health_check`, `max_in_flight_per_channel`,
-/// `preset` (`"production"`, `"local"`, `"test"`), `endpoint` (repeatable), `env`.
+/// `preset` (`"production"`, `"local"`, `"test"`), `endpoint` (repeatable), `env`,
+/// `min_size` and `max_size` (elastic), `max_connection_age` (a duration or `"off"`).
 #[proc_macro_attribute]
 pub fn grpc_pool(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(args.into(), item.into()).into()

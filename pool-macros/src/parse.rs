@@ -17,6 +17,9 @@ mod kw {
     syn::custom_keyword!(preset);
     syn::custom_keyword!(endpoint);
     syn::custom_keyword!(env);
+    syn::custom_keyword!(min_size);
+    syn::custom_keyword!(max_size);
+    syn::custom_keyword!(max_connection_age);
 }
 
 /// The attribute's keys.
@@ -33,10 +36,13 @@ pub(crate) enum Key {
     Preset,
     Endpoint,
     Env,
+    MinSize,
+    MaxSize,
+    MaxConnectionAge,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 11] = [
+    pub(crate) const ALL: [Key; 14] = [
         Key::Name,
         Key::Size,
         Key::CheckoutTimeout,
@@ -48,6 +54,9 @@ impl Key {
         Key::Preset,
         Key::Endpoint,
         Key::Env,
+        Key::MinSize,
+        Key::MaxSize,
+        Key::MaxConnectionAge,
     ];
 
     /// What the value should look like, for "expected ..." messages.
@@ -68,6 +77,11 @@ impl Key {
             Key::Preset => "a string literal for `preset`: \"production\", \"local\" or \"test\"",
             Key::Endpoint => "a URI string for `endpoint`, e.g. `endpoint = \"http://127.0.0.1:50051\"`",
             Key::Env => "a string literal for `env`, e.g. `env = \"USERS\"`",
+            Key::MinSize => "an integer literal for `min_size`, e.g. `min_size = 2`",
+            Key::MaxSize => "an integer literal for `max_size`, e.g. `max_size = 16`",
+            Key::MaxConnectionAge => {
+                "a duration string or \"off\" for `max_connection_age`, e.g. `max_connection_age = \"30m\"`"
+            }
         }
     }
 
@@ -84,6 +98,9 @@ impl Key {
             Key::Preset => "preset",
             Key::Endpoint => "endpoint",
             Key::Env => "env",
+            Key::MinSize => "min_size",
+            Key::MaxSize => "max_size",
+            Key::MaxConnectionAge => "max_connection_age",
         }
     }
 }
@@ -143,6 +160,9 @@ impl Parse for Arg {
             preset => Preset,
             endpoint => Endpoint,
             env => Env,
+            min_size => MinSize,
+            max_size => MaxSize,
+            max_connection_age => MaxConnectionAge,
         };
         input.parse::<Token![=]>()?;
         let value = input

@@ -22,6 +22,10 @@ pub(crate) struct Settings {
     pub(crate) preset: Option<Preset>,
     pub(crate) endpoints: Vec<String>,
     pub(crate) env: Option<String>,
+    pub(crate) min_size: Option<usize>,
+    pub(crate) max_size: Option<usize>,
+    /// `Some(None)` is `"off"`.
+    pub(crate) max_connection_age: Option<Option<Duration>>,
 }
 
 impl Settings {
@@ -40,6 +44,9 @@ impl Settings {
             preset: None,
             endpoints: Vec::new(),
             env: None,
+            min_size: None,
+            max_size: None,
+            max_connection_age: None,
         }
     }
 }
@@ -87,6 +94,10 @@ pub(crate) fn validate(args: Args) -> Result<Settings, (syn::Error, Option<LitSt
         }
     }
 
+    if let Err(err) = check_sizes(&args, &settings) {
+        errors.push(err);
+    }
+
     match (&name, errors.0) {
         (Some(name), None) => {
             settings.name = name.clone();
@@ -116,6 +127,26 @@ fn apply(arg: &Arg, settings: &mut Settings, name: &mut Option<LitStr>) -> syn::
             *name = Some(lit);
         }
         Key::Size => settings.size = Some(positive_int(arg)?),
+        Key::MinSize => settings.min_size = Some(positive_int(arg)?),
+        Key::MaxSize => settings.max_size = Some(positive_int(arg)?),
+        Key::MaxConnectionAge => {
+            let lit = string(arg)?;
+            settings.max_connection_age = Some(if lit.value() == "off" {
+                None
+            } else {
+                let age = duration(arg)?;
+                if age < Duration::from_millis(100) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "`max_connection_age` must be at least 100ms (got {:?})",
+                            lit.value()
+                        ),
+                    ));
+                }
+                Some(age)
+            });
+        }
         Key::MaxInFlightPerChannel => settings.max_in_flight_per_channel = Some(positive_int(arg)?),
         Key::CheckoutTimeout => settings.checkout_timeout = Some(duration(arg)?),
         Key::ConnectTimeout => settings.connect_timeout = Some(duration(arg)?),
@@ -177,6 +208,41 @@ fn apply(arg: &Arg, settings: &mut Settings, name: &mut Option<LitStr>) -> syn::
                 ));
             }
             settings.env = Some(prefix);
+        }
+    }
+    Ok(())
+}
+
+/// `min_size` needs `max_size`, `min_size <= max_size`, and `size` within them.
+fn check_sizes(args: &Args, s: &Settings) -> syn::Result<()> {
+    let span = |key: Key| {
+        args.args
+            .iter()
+            .find(|a| a.key == key)
+            .map_or_else(Span::call_site, |a| a.value.span())
+    };
+    match (s.min_size, s.max_size) {
+        (Some(_), None) => {
+            return Err(syn::Error::new(
+                span(Key::MinSize),
+                "`min_size` needs `max_size`: an elastic pool has both bounds, e.g. `min_size = 2, max_size = 16`",
+            ))
+        }
+        (Some(min), Some(max)) if min > max => {
+            return Err(syn::Error::new(
+                span(Key::MinSize),
+                format!("`min_size` ({min}) must be at most `max_size` ({max})"),
+            ))
+        }
+        _ => {}
+    }
+    if let (Some(size), Some(max)) = (s.size, s.max_size) {
+        let min = s.min_size.unwrap_or(1);
+        if size < min || size > max {
+            return Err(syn::Error::new(
+                span(Key::Size),
+                format!("`size` ({size}) must be between `min_size` ({min}) and `max_size` ({max}) in an elastic pool"),
+            ));
         }
     }
     Ok(())

@@ -26,6 +26,10 @@ pub struct PoolDefaults {
     pub preset: Option<Preset>,
     pub endpoints: &'static [&'static str],
     pub env: Option<&'static str>,
+    pub min_size: Option<usize>,
+    pub max_size: Option<usize>,
+    /// `Some(None)` = "off".
+    pub max_connection_age: Option<Option<Duration>>,
 }
 
 impl PoolDefaults {
@@ -41,6 +45,9 @@ impl PoolDefaults {
         preset: None,
         endpoints: &[],
         env: None,
+        min_size: None,
+        max_size: None,
+        max_connection_age: None,
     };
 
     fn to_config(self) -> PoolConfig {
@@ -54,6 +61,9 @@ impl PoolDefaults {
             max_in_flight_per_channel: self.max_in_flight_per_channel,
             preset: self.preset,
             endpoints: self.endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            min_size: self.min_size,
+            max_size: self.max_size,
+            max_connection_age: self.max_connection_age,
             ..PoolConfig::default()
         }
     }

@@ -3,6 +3,9 @@ use grpc_pool::grpc_pool;
 #[grpc_pool(
     name = "users",
     size = 5,
+    min_size = 2,
+    max_size = 8,
+    max_connection_age = "30m",
     checkout_timeout = "2s",
     connect_timeout = "500ms",
     keepalive = "30s",
