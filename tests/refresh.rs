@@ -145,7 +145,7 @@ async fn server_goaway_replaces_the_connection_without_failed_calls() {
 /// refused by the old connection. The long stream finishes on the old connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_started_after_a_goaway_go_to_the_replacement() {
-    use support::echo::{PooledEchoClient, StreamRequest};
+    use support::echo::PooledEchoClient;
     support::init_tracing();
     let server = EchoServer::builder()
         .max_connection_age(Duration::from_millis(300))
@@ -159,24 +159,8 @@ async fn streams_started_after_a_goaway_go_to_the_replacement() {
     )
     .await;
     let client = PooledEchoClient::new(pool.clone());
-    let stream = |count: u32, interval_ms: u32| StreamRequest {
-        message: "s".into(),
-        count,
-        interval_ms,
-    };
     // 1.5 s of messages: holds the first connection open past its GOAWAY at ~300 ms.
-    let long_client = client.clone();
-    let long = tokio::spawn(async move {
-        let mut s = long_client
-            .server_stream(stream(30, 50))
-            .await?
-            .into_inner();
-        let mut n = 0;
-        while s.message().await?.is_some() {
-            n += 1;
-        }
-        Ok::<_, tonic::Status>(n)
-    });
+    let long = support::spawn_server_stream(&pool, 30, 50);
     let tally = Arc::new(Tally::new());
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_millis(1200) {

@@ -330,7 +330,7 @@ fn runtime_has_no_accept_any_certificate_path() {
 /// like a unary call: none fails while a long stream holds the old connection open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
-    use support::echo::{PooledEchoClient, StreamRequest};
+    use support::echo::PooledEchoClient;
     let certs = TestCerts::generate().unwrap();
     let server = EchoServer::builder()
         .tls(certs.server_tls().unwrap())
@@ -358,28 +358,16 @@ async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
         .expect("start hung")
         .unwrap();
     let client = PooledEchoClient::new(pool.clone());
-    let stream = |count: u32, interval_ms: u32| StreamRequest {
-        message: "s".into(),
-        count,
-        interval_ms,
-    };
-    let long_client = client.clone();
-    let long = tokio::spawn(async move {
-        let mut s = long_client
-            .server_stream(stream(30, 50))
-            .await?
-            .into_inner();
-        let mut n = 0;
-        while s.message().await?.is_some() {
-            n += 1;
-        }
-        Ok::<_, tonic::Status>(n)
-    });
+    // 1.5 s of messages: holds the first connection open past its GOAWAY at ~300 ms.
+    let long = support::spawn_server_stream(&pool, 30, 50);
     let (mut ok, mut failed) = (0, Vec::new());
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_millis(1200) {
         let call = async {
-            let mut s = client.server_stream(stream(2, 0)).await?.into_inner();
+            let mut s = client
+                .server_stream(support::stream_req(2, 0))
+                .await?
+                .into_inner();
             while s.message().await?.is_some() {}
             Ok::<_, tonic::Status>(())
         };

@@ -131,3 +131,33 @@ pub fn init_tracing() {
             .try_init();
     }
 }
+
+/// A `StreamRequest` for `count` replies, `interval_ms` apart.
+pub fn stream_req(count: u32, interval_ms: u32) -> echo::StreamRequest {
+    echo::StreamRequest {
+        message: "s".into(),
+        count,
+        interval_ms,
+    }
+}
+
+/// Reads a server stream of `count` replies `interval_ms` apart to its end, in a task; the
+/// task returns how many replies came. Holds its connection open that long.
+pub fn spawn_server_stream(
+    pool: &Pool,
+    count: u32,
+    interval_ms: u32,
+) -> tokio::task::JoinHandle<Result<u32, tonic::Status>> {
+    let client = PooledEchoClient::new(pool.clone());
+    tokio::spawn(async move {
+        let mut s = client
+            .server_stream(stream_req(count, interval_ms))
+            .await?
+            .into_inner();
+        let mut n = 0;
+        while s.message().await?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    })
+}
