@@ -210,34 +210,20 @@ fn generate_method(
     };
     let attrs = quote! { #docs #separator #[doc = #kind_doc] #deprecated };
 
+    // One request message (unary, server streaming): retried like a unary call if it was
+    // never sent. The two differ only in the response type.
+    let single_response = if method.server_streaming {
+        quote!(#p::tonic::codec::Streaming<#response>)
+    } else {
+        quote!(#response)
+    };
     let tokens = match (method.client_streaming, method.server_streaming) {
-        (false, false) => quote! {
+        (false, _) => quote! {
             #attrs
             pub async fn #ident(
                 &self,
                 request: impl #p::tonic::IntoRequest<#request>,
-            ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-                #p::unary(
-                    &self.pool,
-                    #p::tonic::IntoRequest::into_request(request),
-                    |channel, request| {
-                        let mut client = self.tonic_client(channel);
-                        async move { client.#ident(request).await }
-                    },
-                )
-                .await
-            }
-        },
-        (false, true) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoRequest<#request>,
-            ) -> ::core::result::Result<
-                #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
-                #p::tonic::Status,
-            > {
-                // One request message: retried like a unary call if it was never sent.
+            ) -> ::core::result::Result<#p::tonic::Response<#single_response>, #p::tonic::Status> {
                 #p::unary(
                     &self.pool,
                     #p::tonic::IntoRequest::into_request(request),
