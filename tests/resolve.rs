@@ -276,3 +276,35 @@ async fn a_move_to_a_broken_address_keeps_the_old_connection_and_backs_off() {
     acceptor.abort();
     pool.shutdown().await;
 }
+
+/// A slot whose preferred address refuses connections falls back to the endpoint's other
+/// addresses (as `localhost` resolving to `::1` and `127.0.0.1` needs when the server listens
+/// on IPv4 only): every slot becomes READY on the address that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_falls_back_to_the_endpoints_other_addresses() {
+    let server = EchoServer::start().await.unwrap();
+    // A port on 127.0.0.1 where nothing listens (bound, then closed).
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let resolver = Arc::new(TestResolver::default());
+    resolver.set(&[refused, server.addr()]);
+    let config = fast("resolve-fallback", "http://backends.test:50051", 2)
+        .resolver(Shared(resolver.clone()))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    assert!(
+        wait_until(|| pool.status().ready == 2, Duration::from_secs(3)).await,
+        "{}",
+        pool.status()
+    );
+    assert_eq!(
+        spread(&pool).get(&server.addr()),
+        Some(&2),
+        "{}",
+        pool.status()
+    );
+    pool.shutdown().await;
+}
