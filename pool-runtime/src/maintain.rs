@@ -13,7 +13,7 @@
 //! removes up to `resize_step`, never below `min_size`. A removed slot takes no new calls;
 //! its calls in flight finish on its connection.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,21 +35,13 @@ const RESOLVE_FLOOR: Duration = Duration::from_secs(1);
 pub(crate) async fn initial_addresses(settings: &Settings) -> Vec<Arc<[SocketAddr]>> {
     let mut out = Vec::with_capacity(settings.endpoints.len());
     for endpoint in &settings.endpoints {
-        let addrs = match literal(endpoint) {
+        let addrs = match endpoint.addr {
             Some(addr) => vec![addr],
             None => resolve(settings, endpoint).await.unwrap_or_default(),
         };
         out.push(Arc::from(addrs));
     }
     out
-}
-
-fn literal(endpoint: &EndpointSpec) -> Option<SocketAddr> {
-    endpoint
-        .host
-        .parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, endpoint.port))
 }
 
 /// Resolves a host-name endpoint; `None` (logged) on failure or an empty answer.
@@ -129,8 +121,8 @@ fn rotated(addrs: &[SocketAddr], first: usize) -> Arc<[SocketAddr]> {
 pub(crate) async fn run(shared: Arc<Shared>) {
     let settings = shared.settings.clone();
     let cancel = shared.cancel.clone();
-    let resolves = settings.endpoints.iter().any(|e| !e.is_ip);
-    let elastic = settings.max_size > settings.min_size;
+    let resolves = settings.resolves_names();
+    let elastic = settings.is_elastic();
 
     let sample_every = (settings.resize_interval / 4).max(Duration::from_millis(5));
     let mut sampler = tokio::time::interval(sample_every);
@@ -173,7 +165,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 async fn resolve_all(shared: &Shared) {
     let settings = &shared.settings;
     for (e, endpoint) in settings.endpoints.iter().enumerate() {
-        if literal(endpoint).is_some() {
+        if endpoint.addr.is_some() {
             continue;
         }
         let Some(addrs) = resolve(settings, endpoint).await else {

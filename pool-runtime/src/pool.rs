@@ -151,8 +151,7 @@ impl Pool {
         for slot in shared.slots.load().iter() {
             shared.spawn_worker(slot.clone());
         }
-        let resolves = settings.endpoints.iter().any(|e| !e.is_ip);
-        if resolves || settings.max_size > settings.min_size {
+        if settings.resolves_names() || settings.is_elastic() {
             let task = crate::maintain::run(shared.clone());
             shared.tracker.spawn(task.instrument(span.clone()));
         }
@@ -311,12 +310,12 @@ impl Shared {
             // Ties are broken from a random start (a thread-local generator: a shared
             // round-robin counter would bounce one cache line between cores on every pick).
             let start = fastrand::usize(..n);
-            let mut best: Option<(&Arc<Slot>, usize)> = None;
-            // Least-loaded READY channel among the excluded ones whose connection is still
-            // intact (a call there was refused, e.g. REFUSED_STREAM, but the connection lives):
-            // used only when no other channel is READY, rather than waiting for a
-            // replacement that will never come.
-            let mut fallback: Option<(&Arc<Slot>, usize)> = None;
+            let mut best: Option<(usize, usize)> = None; // (position, load)
+                                                         // Least-loaded READY channel among the excluded ones whose connection is still
+                                                         // intact (a call there was refused, e.g. REFUSED_STREAM, but the connection lives):
+                                                         // used only when no other channel is READY, rather than waiting for a
+                                                         // replacement that will never come.
+            let mut fallback: Option<(usize, usize)> = None;
             let mut waiting = false;
             for i in 0..n {
                 let position = (start + i) % n;
@@ -343,28 +342,26 @@ impl Shared {
                             // A connection that broke under this call: wait for its replacement.
                             waiting = true;
                         } else if fallback.is_none_or(|(_, l)| load < l) {
-                            fallback = Some((slot, load));
+                            fallback = Some((position, load));
                         }
                         continue;
                     }
                 }
                 if best.is_none_or(|(_, l)| load < l) {
-                    best = Some((slot, load));
+                    best = Some((position, load));
                     if load == 0 {
                         break;
                     }
                 }
             }
-            let Some((slot, _)) = best.or(fallback) else {
+            let Some((position, _)) = best.or(fallback) else {
                 return if waiting { Pick::Wait } else { Pick::NoneReady };
             };
+            let slot = &slots[position];
             let Some(conn) = slot.conn() else { continue };
             if conn.lost.is_cancelled() {
                 // Lost a moment ago (EOF, reset, GOAWAY): its worker is about to replace it.
-                lost[pass] = slots
-                    .iter()
-                    .position(|s| Arc::ptr_eq(s, slot))
-                    .unwrap_or(usize::MAX);
+                lost[pass] = position;
                 continue;
             }
             if slot.try_reserve(cap) {

@@ -22,8 +22,9 @@ pub(crate) struct EndpointSpec {
     pub(crate) host: String,
     /// The URI's port, or 443 (`https`) / 80 (`http`) when it has none.
     pub(crate) port: u16,
-    /// Whether `host` is an IP address; the runtime resolves the other hosts.
-    pub(crate) is_ip: bool,
+    /// The socket address when `host` is an IP address; `None` for a name, which the
+    /// runtime resolves.
+    pub(crate) addr: Option<std::net::SocketAddr>,
 }
 
 /// The settings in effect for a running pool.
@@ -95,6 +96,16 @@ impl Settings {
         })
     }
 
+    /// Whether some endpoint is a host name (the pool then re-resolves names).
+    pub(crate) fn resolves_names(&self) -> bool {
+        self.endpoints.iter().any(|e| e.addr.is_none())
+    }
+
+    /// Whether the pool sizes itself between `min_size` and `max_size`.
+    pub(crate) fn is_elastic(&self) -> bool {
+        self.max_size > self.min_size
+    }
+
     /// The endpoints joined for messages.
     pub(crate) fn endpoint_list(&self) -> String {
         let list: Vec<&str> = self.endpoints.iter().map(|e| e.display.as_str()).collect();
@@ -120,7 +131,10 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let addr = host
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| std::net::SocketAddr::new(ip, port));
     let mut endpoint = Endpoint::from(uri)
         .http2_keep_alive_interval(config.keepalive())
         .keep_alive_timeout(config.keepalive_timeout())
@@ -144,7 +158,7 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         endpoint,
         host,
         port,
-        is_ip,
+        addr,
     })
 }
 
@@ -382,7 +396,7 @@ mod tests {
         let got: Vec<(&str, u16, bool)> = s
             .endpoints
             .iter()
-            .map(|e| (e.host.as_str(), e.port, e.is_ip))
+            .map(|e| (e.host.as_str(), e.port, e.addr.is_some()))
             .collect();
         assert_eq!(
             got,
@@ -396,9 +410,12 @@ mod tests {
         let s = settings(PoolConfig::production("api.example.com", 443));
         assert_eq!(s.endpoints[0].host, "api.example.com");
         assert_eq!(s.endpoints[0].port, 443);
-        assert!(!s.endpoints[0].is_ip);
+        assert!(s.endpoints[0].addr.is_none());
         let s = settings(PoolConfig::builder().endpoint("https://10.1.2.3"));
-        assert_eq!((s.endpoints[0].port, s.endpoints[0].is_ip), (443, true));
+        assert_eq!(
+            (s.endpoints[0].port, s.endpoints[0].addr.is_some()),
+            (443, true)
+        );
     }
 
     #[test]

@@ -83,26 +83,22 @@ async fn put(kv: &PooledKvClient, key: &[u8], value: &[u8]) {
     }
 }
 
+/// A pool of 4 channels to `etcd`, `key` written with `value`, and a read load of `WORKERS`
+/// tasks checking that value, already serving (50 reads) when this returns.
 #[cfg(etcd_protos)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_sigkill_and_restart_on_same_data_dir() {
-    let Some(mut etcd) =
-        EtcdProcess::start_or_skip("etcd_sigkill_and_restart_on_same_data_dir").await
-    else {
-        return;
-    };
-    let pool = start_pool("etcd-sigkill", &etcd.endpoint(), 4, timings())
+async fn pool_with_read_load(
+    name: &str,
+    etcd: &EtcdProcess,
+    key: &[u8],
+    value: &[u8],
+) -> (grpc_pool::Pool, PooledKvClient, Load) {
+    let pool = start_pool(name, &etcd.endpoint(), 4, timings())
         .await
         .expect("pool starts");
     let kv = PooledKvClient::new(pool.clone());
-    let (key, value) = (
-        b"/grpc-pool-test/sigkill".to_vec(),
-        b"written before the crash".to_vec(),
-    );
-    put(&kv, &key, &value).await;
-
+    put(&kv, key, value).await;
     let load = {
-        let (kv, key, value) = (kv.clone(), key.clone(), value.clone());
+        let (kv, key, value) = (kv.clone(), key.to_vec(), value.to_vec());
         Load::start(WORKERS, DEADLINE, PACE, move || {
             read(kv.clone(), key.clone(), value.clone())
         })
@@ -111,6 +107,22 @@ async fn etcd_sigkill_and_restart_on_same_data_dir() {
         wait_until(|| load.tally().ok() >= 50, Duration::from_secs(3)).await,
         "load runs before the fault"
     );
+    (pool, kv, load)
+}
+
+#[cfg(etcd_protos)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_sigkill_and_restart_on_same_data_dir() {
+    let Some(mut etcd) =
+        EtcdProcess::start_or_skip("etcd_sigkill_and_restart_on_same_data_dir").await
+    else {
+        return;
+    };
+    let (key, value) = (
+        b"/grpc-pool-test/sigkill".to_vec(),
+        b"written before the crash".to_vec(),
+    );
+    let (pool, kv, load) = pool_with_read_load("etcd-sigkill", &etcd, &key, &value).await;
 
     etcd.kill().expect("SIGKILL etcd");
     let killed = Instant::now();
@@ -166,26 +178,11 @@ async fn etcd_sigstop_and_sigcont() {
     let Some(mut etcd) = EtcdProcess::start_or_skip("etcd_sigstop_and_sigcont").await else {
         return;
     };
-    let pool = start_pool("etcd-sigstop", &etcd.endpoint(), 4, timings())
-        .await
-        .expect("pool starts");
-    let kv = PooledKvClient::new(pool.clone());
     let (key, value) = (
         b"/grpc-pool-test/sigstop".to_vec(),
         b"written before the freeze".to_vec(),
     );
-    put(&kv, &key, &value).await;
-
-    let load = {
-        let (kv, key, value) = (kv.clone(), key.clone(), value.clone());
-        Load::start(WORKERS, DEADLINE, PACE, move || {
-            read(kv.clone(), key.clone(), value.clone())
-        })
-    };
-    assert!(
-        wait_until(|| load.tally().ok() >= 50, Duration::from_secs(3)).await,
-        "load runs before the fault"
-    );
+    let (pool, kv, load) = pool_with_read_load("etcd-sigstop", &etcd, &key, &value).await;
 
     etcd.freeze().expect("SIGSTOP etcd");
     let frozen_at = Instant::now();
