@@ -62,6 +62,7 @@ mod named;
 mod pool;
 pub mod registry;
 pub mod resolver;
+mod rules;
 mod slot;
 mod status;
 mod worker;
