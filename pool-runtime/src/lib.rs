@@ -63,6 +63,7 @@ mod pool;
 pub mod registry;
 pub mod resolver;
 mod rules;
+mod settings;
 mod slot;
 mod status;
 mod worker;

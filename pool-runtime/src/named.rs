@@ -51,21 +51,20 @@ impl PoolDefaults {
     };
 
     fn to_config(self) -> PoolConfig {
-        PoolConfig {
-            size: self.size,
-            checkout_timeout: self.checkout_timeout,
-            connect_timeout: self.connect_timeout,
-            keepalive: self.keepalive,
-            ping_interval: self.ping_interval,
-            health_check: self.health_check,
-            max_in_flight_per_channel: self.max_in_flight_per_channel,
-            preset: self.preset,
-            endpoints: self.endpoints.iter().map(|e| (*e).to_owned()).collect(),
-            min_size: self.min_size,
-            max_size: self.max_size,
-            max_connection_age: self.max_connection_age,
-            ..PoolConfig::default()
-        }
+        let mut config = PoolConfig::default();
+        config.pool.size = self.size;
+        config.pool.checkout_timeout = self.checkout_timeout;
+        config.connection.connect_timeout = self.connect_timeout;
+        config.connection.keepalive = self.keepalive;
+        config.connection.ping_interval = self.ping_interval;
+        config.connection.health_check = self.health_check;
+        config.pool.max_in_flight_per_channel = self.max_in_flight_per_channel;
+        config.endpoint.preset = self.preset;
+        config.endpoints = self.endpoints.iter().map(|e| (*e).to_owned()).collect();
+        config.pool.min_size = self.min_size;
+        config.pool.max_size = self.max_size;
+        config.connection.max_connection_age = self.max_connection_age;
+        config
     }
 }
 
@@ -155,7 +154,7 @@ async fn start_named(
     config: PoolConfig,
 ) -> Result<Pool, PoolError> {
     let mut config = config.or(&defaults.to_config());
-    config.name = Some(name.to_owned());
+    config.pool.name = Some(name.to_owned());
     let id = crate::pool::next_id();
     let settings = Settings::resolve(&config, name.to_owned())?;
     Pool::launch(id, settings, Registration::Strong).await

@@ -95,7 +95,11 @@ const fn duration_or_off(
     Field {
         path,
         env,
-        kind: Kind::Duration { min, max, off: true },
+        kind: Kind::Duration {
+            min,
+            max,
+            off: true,
+        },
     }
 }
 
@@ -132,7 +136,7 @@ pub const FIELDS: &[Field] = &[
         "pool.max_in_flight_per_channel",
         "MAX_IN_FLIGHT_PER_CHANNEL",
         1,
-        u32::MAX as u64,
+        u64::MAX,
     ),
     duration("pool.drain_timeout", "DRAIN_TIMEOUT", HOUR),
     duration("connection.connect_timeout", "CONNECT_TIMEOUT", HOUR),

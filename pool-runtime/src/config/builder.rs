@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
-use super::fields::Naming;
+use super::load::Naming;
 use super::{PoolConfig, Preset, RetryConfig, TlsConfig};
 
 /// Builds a [`PoolConfig`] from code. Every setter returns the builder; [`build`](Self::build)
@@ -29,22 +29,19 @@ pub struct PoolConfigBuilder {
 
 impl PoolConfigBuilder {
     pub(super) fn with_preset(preset: Preset, host: String, port: u16) -> Self {
-        Self {
-            config: PoolConfig {
-                preset: Some(preset),
-                host: Some(host),
-                port: Some(port),
-                ..PoolConfig::default()
-            },
-        }
+        let mut config = PoolConfig::default();
+        config.endpoint.preset = Some(preset);
+        config.endpoint.host = Some(host);
+        config.endpoint.port = Some(port);
+        Self { config }
     }
 
     /// Adds a backend by URI (`http://host:port` or `https://host:port`). Called again, it
     /// adds one more backend; slots are spread over the backends evenly.
     pub fn endpoint(mut self, uri: &str) -> Self {
         let c = &mut self.config;
-        if c.uri.is_none() && c.host.is_none() && c.endpoints.is_empty() {
-            c.uri = Some(uri.to_owned());
+        if c.endpoint.uri.is_none() && c.endpoint.host.is_none() && c.endpoints.is_empty() {
+            c.endpoint.uri = Some(uri.to_owned());
         } else {
             c.endpoints.push(uri.to_owned());
         }
@@ -52,18 +49,18 @@ impl PoolConfigBuilder {
     }
     /// The preset (`endpoint.type`) for unset values.
     pub fn preset(mut self, preset: Preset) -> Self {
-        self.config.preset = Some(preset);
+        self.config.endpoint.preset = Some(preset);
         self
     }
     /// Number of channels; for an elastic pool (see [`max_size`](Self::max_size)), the
     /// initial number, between `min_size` and `max_size`.
     pub fn size(mut self, size: usize) -> Self {
-        self.config.size = Some(size);
+        self.config.pool.size = Some(size);
         self
     }
     /// The fewest channels of an elastic pool (default 1; needs [`max_size`](Self::max_size)).
     pub fn min_size(mut self, min: usize) -> Self {
-        self.config.min_size = Some(min);
+        self.config.pool.min_size = Some(min);
         self
     }
     /// The most channels: makes the pool *elastic*. It starts with `size` (default
@@ -84,52 +81,62 @@ impl PoolConfigBuilder {
     /// # Ok::<(), grpc_pool::ConfigError>(())
     /// ```
     pub fn max_size(mut self, max: usize) -> Self {
-        self.config.max_size = Some(max);
+        self.config.pool.max_size = Some(max);
         self
     }
     /// How often an elastic pool reconsiders its size (default 5 s).
     pub fn resize_interval(mut self, interval: Duration) -> Self {
-        self.config.resize_interval = Some(interval);
+        self.config.pool.resize_interval = Some(interval);
         self
     }
     /// The most channels an elastic pool adds or removes per resize interval (default 2).
     pub fn resize_step(mut self, step: usize) -> Self {
-        self.config.resize_step = Some(step);
+        self.config.pool.resize_step = Some(step);
         self
     }
     /// The pool's name (registry key, logs, errors).
     pub fn name(mut self, name: &str) -> Self {
-        self.config.name = Some(name.to_owned());
+        self.config.pool.name = Some(name.to_owned());
         self
     }
     /// How long `checkout` waits for a channel before `CheckoutTimeout`.
     pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
-        self.config.checkout_timeout = Some(timeout);
+        self.config.pool.checkout_timeout = Some(timeout);
         self
     }
     /// Timeout of one connection attempt.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = Some(timeout);
+        self.config.connection.connect_timeout = Some(timeout);
         self
     }
     /// Default deadline of every call made through the pool.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.config.request_timeout = Some(timeout);
+        self.config.connection.request_timeout = Some(timeout);
         self
     }
-    /// Interval of HTTP/2 keepalive PINGs (sent also while idle).
+    /// Interval of HTTP/2 keepalive PINGs (while idle too, unless
+    /// [`keepalive_while_idle`](Self::keepalive_while_idle) is off).
     pub fn keepalive(mut self, interval: Duration) -> Self {
-        self.config.keepalive = Some(interval);
+        self.config.connection.keepalive = Some(interval);
         self
     }
     /// How long a keepalive PING may go unanswered.
     pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
-        self.config.keepalive_timeout = Some(timeout);
+        self.config.connection.keepalive_timeout = Some(timeout);
+        self
+    }
+    /// Whether keepalive PINGs are sent while no call is in flight (default true). Servers
+    /// with gRPC's default keepalive policy accept no PING while no call is active (and one
+    /// every 5 minutes at most otherwise), and answer more with
+    /// `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`; turn this off for them and keep idle
+    /// connections warm with [`ping_interval`](Self::ping_interval) health checks.
+    pub fn keepalive_while_idle(mut self, on: bool) -> Self {
+        self.config.connection.keepalive_while_idle = Some(on);
         self
     }
     /// Interval of health-check RPCs; `None` turns them off.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.config.ping_interval = Some(interval);
+        self.config.connection.ping_interval = Some(interval);
         self
     }
     /// Replace each connection once it is this old (`None`: never, the default except in the
@@ -137,13 +144,13 @@ impl PoolConfigBuilder {
     /// not refresh together. A slot opens the replacement, waits until it is ready, moves new
     /// calls to it and lets the old connection drain. At least 100 ms, at most 1 day.
     pub fn max_connection_age(mut self, age: Option<Duration>) -> Self {
-        self.config.max_connection_age = Some(age);
+        self.config.connection.max_connection_age = Some(age);
         self
     }
     /// How often endpoint host names are resolved again (default 30 s). `None`: only at
     /// start and after a connection to the host fails.
     pub fn resolve_interval(mut self, interval: Option<Duration>) -> Self {
-        self.config.resolve_interval = Some(interval);
+        self.config.connection.resolve_interval = Some(interval);
         self
     }
     /// Resolves endpoint host names (default: the system resolver,
@@ -154,34 +161,35 @@ impl PoolConfigBuilder {
     }
     /// Whether workers call `grpc.health.v1.Health/Check` every `ping_interval`.
     pub fn health_check(mut self, on: bool) -> Self {
-        self.config.health_check = Some(on);
+        self.config.connection.health_check = Some(on);
         self
     }
     /// The service name sent in health checks ("" = the whole server, the default).
     pub fn health_service(mut self, service: &str) -> Self {
-        self.config.health_service = Some(service.to_owned());
+        self.config.connection.health_service = Some(service.to_owned());
         self
     }
     /// Connection attempts and backoff delays.
     pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.config.retry_max_attempts = Some(retry.max_attempts);
-        self.config.retry_base_delay = Some(retry.base_delay);
-        self.config.retry_max_delay = Some(retry.max_delay);
+        let section = &mut self.config.endpoint.retry;
+        section.max_attempts = Some(retry.max_attempts);
+        section.base_delay = Some(retry.base_delay);
+        section.max_delay = Some(retry.max_delay);
         self
     }
     /// TLS settings (turns TLS on for host/port endpoints).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
-        self.config.tls = Some(tls);
+        self.config.endpoint.tls = Some(tls);
         self
     }
     /// Cap on calls in flight per channel (default unlimited).
     pub fn max_in_flight_per_channel(mut self, max: usize) -> Self {
-        self.config.max_in_flight_per_channel = Some(max);
+        self.config.pool.max_in_flight_per_channel = Some(max);
         self
     }
     /// How long `shutdown` waits for in-flight calls.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.config.drain_timeout = Some(timeout);
+        self.config.pool.drain_timeout = Some(timeout);
         self
     }
 

@@ -15,6 +15,7 @@
 //! | `pool.drain_timeout` | 10 s | | | 2 s |
 //! | `connection.connect_timeout` | 5 s | | | 2 s |
 //! | `connection.keepalive` / `keepalive_timeout` | 30 s / 10 s | | | |
+//! | `connection.keepalive_while_idle` | true | | | |
 //! | `connection.ping_interval` | 25 s | | | off |
 //! | `connection.health_check` | false | true | | false |
 //! | `connection.max_connection_age` | off | 50 min (±10 % jitter) | | |
@@ -23,10 +24,9 @@
 //! | `endpoint.retry` | 3 / 1 s / 5 s | | | 3 / 50 ms / 250 ms |
 
 mod builder;
-mod env;
-mod fields;
-mod raw;
-mod resolve;
+mod check;
+mod load;
+mod schema;
 mod tls;
 
 use std::fmt;
@@ -35,11 +35,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use builder::PoolConfigBuilder;
-pub(crate) use resolve::{parse_uri as parse_endpoint_uri, EndpointSpec, Settings};
+pub(crate) use check::{endpoints as endpoint_uris, parse_uri as parse_endpoint_uri};
 pub use tls::TlsConfig;
+// Transitional: the runtime still imports these through `config`.
+pub(crate) use crate::settings::{EndpointSpec, Settings};
 
 use crate::error::ConfigError;
-use fields::Naming;
+use load::Naming;
+use schema::{ConnectionSection, EndpointSection, PoolSection, Section};
 
 /// A preset: TLS on or off and timings suited to an environment (`endpoint.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,11 +84,14 @@ impl FromStr for Preset {
             _ => Err(ConfigError::invalid(
                 "endpoint.type",
                 format!("{s:?}"),
-                "must be one of production, local, test",
+                PRESETS,
             )),
         }
     }
 }
+
+/// What `endpoint.type` accepts, in the words of errors.
+const PRESETS: &str = "must be one of production, local, test";
 
 /// Connection attempts and the delays between them (the gRPC connection-backoff algorithm:
 /// `min(base_delay * 1.6^n, max_delay)` with ±20 % jitter).
@@ -127,43 +133,26 @@ impl Default for RetryConfig {
 /// [`local`](PoolConfig::local), [`test`](PoolConfig::test)), or load it with
 /// [`from_toml_str`](PoolConfig::from_toml_str), [`from_file`](PoolConfig::from_file) or
 /// [`from_env`](PoolConfig::from_env). Serialises to and from the TOML schema
-/// (`[endpoint]`, `[endpoint.tls]`, `[endpoint.retry]`, `[pool]`, `[connection]`). `Debug`
-/// never shows key material.
+/// (`endpoints`, `[endpoint]`, `[endpoint.tls]`, `[endpoint.retry]`, `[pool]`,
+/// `[connection]`); deserializing checks shapes and formats, [`validate`](Self::validate)
+/// (or [`Pool::start`](crate::Pool::start)) checks ranges. `Debug` never shows key material.
 #[derive(Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "raw::RawConfig", into = "raw::RawConfig")]
+#[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
-    pub(crate) preset: Option<Preset>,
-    pub(crate) host: Option<String>,
-    pub(crate) port: Option<u16>,
-    pub(crate) uri: Option<String>,
+    /// More backends, after `endpoint`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) endpoints: Vec<String>,
-    pub(crate) tls: Option<TlsConfig>,
-    pub(crate) retry_max_attempts: Option<u32>,
-    pub(crate) retry_base_delay: Option<Duration>,
-    pub(crate) retry_max_delay: Option<Duration>,
-    pub(crate) name: Option<String>,
-    pub(crate) size: Option<usize>,
-    pub(crate) checkout_timeout: Option<Duration>,
-    pub(crate) max_in_flight_per_channel: Option<usize>,
-    pub(crate) drain_timeout: Option<Duration>,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) request_timeout: Option<Duration>,
-    pub(crate) keepalive: Option<Duration>,
-    pub(crate) keepalive_timeout: Option<Duration>,
-    pub(crate) ping_interval: Option<Option<Duration>>,
-    pub(crate) health_check: Option<bool>,
-    pub(crate) health_service: Option<String>,
-    pub(crate) min_size: Option<usize>,
-    pub(crate) max_size: Option<usize>,
-    pub(crate) resize_interval: Option<Duration>,
-    pub(crate) resize_step: Option<usize>,
-    /// `Some(None)` = "off".
-    pub(crate) max_connection_age: Option<Option<Duration>>,
-    /// `Some(None)` = "off".
-    pub(crate) resolve_interval: Option<Option<Duration>>,
+    #[serde(skip_serializing_if = "Section::is_empty")]
+    pub(crate) endpoint: EndpointSection,
+    #[serde(skip_serializing_if = "Section::is_empty")]
+    pub(crate) pool: PoolSection,
+    #[serde(skip_serializing_if = "Section::is_empty")]
+    pub(crate) connection: ConnectionSection,
     /// Code, not data: never serialised, shown only as present or absent.
+    #[serde(skip)]
     pub(crate) interceptor: Option<RequestInterceptor>,
     /// Code, not data: never serialised, shown only as present or absent.
+    #[serde(skip)]
     pub(crate) resolver: Option<crate::resolver::ResolverHook>,
 }
 
@@ -183,6 +172,8 @@ impl PartialEq for RequestInterceptor {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
+
+const SECOND: Duration = Duration::from_secs(1);
 
 impl PoolConfig {
     /// A builder with nothing set (add at least one [`endpoint`](PoolConfigBuilder::endpoint)).
@@ -205,26 +196,25 @@ impl PoolConfig {
         PoolConfigBuilder::with_preset(Preset::Test, host.into(), port)
     }
 
-    /// Reads `{prefix}_HOST`, `{prefix}_PORT`, `{prefix}_URI`, `{prefix}_ENDPOINTS`,
-    /// `{prefix}_ENDPOINT_TYPE`, `{prefix}_POOL_SIZE`, `{prefix}_POOL_NAME`,
-    /// `{prefix}_CHECKOUT_TIMEOUT`, `{prefix}_MAX_IN_FLIGHT_PER_CHANNEL`,
-    /// `{prefix}_DRAIN_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_REQUEST_TIMEOUT`,
-    /// `{prefix}_KEEPALIVE`, `{prefix}_KEEPALIVE_TIMEOUT`, `{prefix}_PING_INTERVAL`,
-    /// `{prefix}_HEALTH_CHECK`, `{prefix}_HEALTH_SERVICE`, `{prefix}_POOL_MIN_SIZE`,
-    /// `{prefix}_POOL_MAX_SIZE`, `{prefix}_POOL_RESIZE_INTERVAL`, `{prefix}_POOL_RESIZE_STEP`,
-    /// `{prefix}_MAX_CONNECTION_AGE`, `{prefix}_RESOLVE_INTERVAL`, `{prefix}_RETRY_MAX_ATTEMPTS`,
-    /// `{prefix}_RETRY_BASE_DELAY`, `{prefix}_RETRY_MAX_DELAY`, `{prefix}_TLS_CA_CERT`,
-    /// `{prefix}_TLS_CLIENT_CERT`, `{prefix}_TLS_CLIENT_KEY` and `{prefix}_TLS_DOMAIN`.
+    /// Reads `{prefix}_{VARIABLE}` for every setting: `HOST`, `PORT`, `URI`, `ENDPOINTS`
+    /// (comma-separated), `ENDPOINT_TYPE`, `TLS_CA_CERT`, `TLS_CLIENT_CERT`,
+    /// `TLS_CLIENT_KEY`, `TLS_DOMAIN`, `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`,
+    /// `RETRY_MAX_DELAY`, `POOL_NAME`, `POOL_SIZE`, `POOL_MIN_SIZE`, `POOL_MAX_SIZE`,
+    /// `POOL_RESIZE_INTERVAL`, `POOL_RESIZE_STEP`, `CHECKOUT_TIMEOUT`,
+    /// `MAX_IN_FLIGHT_PER_CHANNEL`, `DRAIN_TIMEOUT`, `CONNECT_TIMEOUT`, `REQUEST_TIMEOUT`,
+    /// `KEEPALIVE`, `KEEPALIVE_TIMEOUT`, `KEEPALIVE_WHILE_IDLE`, `PING_INTERVAL`,
+    /// `HEALTH_CHECK`, `HEALTH_SERVICE`, `MAX_CONNECTION_AGE` and `RESOLVE_INTERVAL`: the
+    /// values a TOML file takes (booleans also as `yes`/`no`, `on`/`off`, `1`/`0`).
     ///
-    /// Unset variables stay unset. Every value is checked; an error names the variable and
-    /// the value. An endpoint is not required here (a named pool may supply it).
+    /// Unset and empty variables stay unset. Every value is checked; an error names the
+    /// variable and the value. An endpoint is not required here (a named pool may supply it).
     pub fn from_env(prefix: &str) -> Result<PoolConfig, ConfigError> {
-        env::from_env(prefix, |key| std::env::var_os(key))
+        load::from_env(prefix, |key| std::env::var_os(key))
     }
 
     /// Parses the TOML schema (unknown keys are errors) and checks every value.
     pub fn from_toml_str(s: &str) -> Result<PoolConfig, ConfigError> {
-        raw::from_toml(s, None)
+        load::from_toml(s, None)
     }
 
     /// Reads a `.toml` file (see [`from_toml_str`](PoolConfig::from_toml_str)).
@@ -236,7 +226,7 @@ impl PoolConfig {
             source,
         })?;
         match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") | None => raw::from_toml(&text, Some(path)),
+            Some("toml") | None => load::from_toml(&text, Some(path)),
             Some(other) => Err(ConfigError::invalid(
                 "config file",
                 path.display(),
@@ -250,38 +240,45 @@ impl PoolConfig {
     /// key together).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_fields(&Naming::Toml)?;
-        resolve::endpoints(self).map(drop)
+        check::endpoints(self).map(drop)
     }
 
     /// Checks every value that is set (not the presence of an endpoint).
     pub(crate) fn check_fields(&self, naming: &Naming) -> Result<(), ConfigError> {
-        fields::check(self, naming)
+        check::check(self, naming)
+    }
+
+    /// Calls `f` with the TOML path and value of every setting that is set.
+    fn visit(&self, f: &mut dyn FnMut(&'static str, schema::Value)) {
+        self.endpoint.visit(f);
+        self.pool.visit(f);
+        self.connection.visit(f);
     }
 
     /// The pool name, if set.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.pool.name.as_deref()
     }
     /// The preset (`endpoint.type`), if set.
     pub fn preset(&self) -> Option<Preset> {
-        self.preset
+        self.endpoint.preset
     }
     /// The endpoints as URIs (`https://host:port`), in order.
     pub fn endpoints(&self) -> Vec<String> {
-        resolve::endpoint_strings(self)
+        check::endpoint_strings(self)
     }
     /// Whether connections use TLS (by preset, `[endpoint.tls]` or an `https://` URI).
     pub fn tls_enabled(&self) -> bool {
-        resolve::tls_enabled(self)
+        check::tls_enabled(self)
     }
     /// The TLS settings, if any were given.
     pub fn tls(&self) -> Option<&TlsConfig> {
-        self.tls.as_ref()
+        self.endpoint.tls.as_ref()
     }
     /// Number of channels (slots): the fixed size, or the initial size of an elastic pool
     /// (`pool.size` if set, else [`min_size`](Self::min_size)).
     pub fn size(&self) -> usize {
-        match self.size {
+        match self.pool.size {
             Some(size) => size,
             None if self.is_elastic() => self.min_size(),
             None => 5,
@@ -290,111 +287,112 @@ impl PoolConfig {
     /// Whether the pool grows and shrinks between [`min_size`](Self::min_size) and
     /// [`max_size`](Self::max_size) (`pool.max_size` is set).
     pub fn is_elastic(&self) -> bool {
-        self.max_size.is_some()
+        self.pool.max_size.is_some()
     }
     /// The fewest slots: `pool.min_size` (default 1) for an elastic pool, else
     /// [`size`](Self::size).
     pub fn min_size(&self) -> usize {
-        match self.max_size {
-            Some(_) => self.min_size.unwrap_or(1),
+        match self.pool.max_size {
+            Some(_) => self.pool.min_size.unwrap_or(1),
             None => self.size(),
         }
     }
     /// The most slots: `pool.max_size` for an elastic pool, else [`size`](Self::size).
     pub fn max_size(&self) -> usize {
-        self.max_size.unwrap_or_else(|| self.size())
+        self.pool.max_size.unwrap_or_else(|| self.size())
     }
     /// How often an elastic pool reconsiders its size (default 5 s).
     pub fn resize_interval(&self) -> Duration {
-        self.resize_interval.unwrap_or(Duration::from_secs(5))
+        self.pool.resize_interval.unwrap_or(5 * SECOND)
     }
     /// The most slots an elastic pool adds or removes per
     /// [`resize_interval`](Self::resize_interval) (default 2).
     pub fn resize_step(&self) -> usize {
-        self.resize_step.unwrap_or(2)
+        self.pool.resize_step.unwrap_or(2)
     }
     /// The age at which a slot replaces its connection (`None`: never; the default, except
     /// 50 min in the `production` preset). The runtime applies ±10 % jitter per connection,
     /// so slots do not refresh together.
     pub fn max_connection_age(&self) -> Option<Duration> {
-        self.max_connection_age.unwrap_or(match self.preset {
-            Some(Preset::Production) => Some(Duration::from_secs(50 * 60)),
-            _ => None,
-        })
+        let production = self.preset() == Some(Preset::Production);
+        let default = production.then_some(50 * 60 * SECOND);
+        self.connection.max_connection_age.unwrap_or(default)
     }
     /// How often host names of endpoints are resolved again (default 30 s; `None`: only at
     /// start and after connection failures).
     pub fn resolve_interval(&self) -> Option<Duration> {
-        self.resolve_interval
-            .unwrap_or(Some(Duration::from_secs(30)))
+        self.connection
+            .resolve_interval
+            .unwrap_or(Some(30 * SECOND))
     }
     /// How long `checkout` waits for a channel.
     pub fn checkout_timeout(&self) -> Duration {
-        self.checkout_timeout
-            .unwrap_or(self.by_preset(Duration::from_secs(15), Duration::from_secs(5)))
+        let default = self.by_preset(15 * SECOND, 5 * SECOND);
+        self.pool.checkout_timeout.unwrap_or(default)
     }
     /// The per-channel cap on calls in flight (`None`: unlimited).
     pub fn max_in_flight_per_channel(&self) -> Option<usize> {
-        self.max_in_flight_per_channel
+        self.pool.max_in_flight_per_channel
     }
     /// How long `shutdown` lets in-flight calls finish.
     pub fn drain_timeout(&self) -> Duration {
-        self.drain_timeout
-            .unwrap_or(self.by_preset(Duration::from_secs(10), Duration::from_secs(2)))
+        let default = self.by_preset(10 * SECOND, 2 * SECOND);
+        self.pool.drain_timeout.unwrap_or(default)
     }
-    /// Timeout of one connection attempt (TCP, TLS and HTTP/2 handshakes and the first probe).
+    /// Timeout of one connection attempt: the TCP, TLS and HTTP/2 handshakes, then (with
+    /// health checks on) the first health check, each bounded by it.
     pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-            .unwrap_or(self.by_preset(Duration::from_secs(5), Duration::from_secs(2)))
+        let default = self.by_preset(5 * SECOND, 2 * SECOND);
+        self.connection.connect_timeout.unwrap_or(default)
     }
     /// Default deadline of every call (`None`: none).
     pub fn request_timeout(&self) -> Option<Duration> {
-        self.request_timeout
+        self.connection.request_timeout
     }
     /// Interval of HTTP/2 keepalive PINGs.
     pub fn keepalive(&self) -> Duration {
-        self.keepalive.unwrap_or(Duration::from_secs(30))
+        self.connection.keepalive.unwrap_or(30 * SECOND)
     }
     /// How long a keepalive PING may go unanswered before the connection is closed.
     pub fn keepalive_timeout(&self) -> Duration {
-        self.keepalive_timeout.unwrap_or(Duration::from_secs(10))
+        self.connection.keepalive_timeout.unwrap_or(10 * SECOND)
+    }
+    /// Whether keepalive PINGs are sent while no call is in flight (default true).
+    pub fn keepalive_while_idle(&self) -> bool {
+        self.connection.keepalive_while_idle.unwrap_or(true)
     }
     /// Interval of health-check RPCs (`None`: off).
     pub fn ping_interval(&self) -> Option<Duration> {
-        self.ping_interval.unwrap_or(match self.preset {
-            Some(Preset::Test) => None,
-            _ => Some(Duration::from_secs(25)),
-        })
+        let default = (self.preset() != Some(Preset::Test)).then_some(25 * SECOND);
+        self.connection.ping_interval.unwrap_or(default)
     }
     /// Whether workers call `grpc.health.v1.Health/Check` every `ping_interval`.
     pub fn health_check(&self) -> bool {
-        self.health_check
-            .unwrap_or(self.preset == Some(Preset::Production))
+        let default = self.preset() == Some(Preset::Production);
+        self.connection.health_check.unwrap_or(default)
     }
     /// The service name sent in health checks ("" = the whole server).
     pub fn health_service(&self) -> &str {
-        self.health_service.as_deref().unwrap_or("")
+        self.connection.health_service.as_deref().unwrap_or("")
     }
     /// The retry policy in effect.
     pub fn retry(&self) -> RetryConfig {
-        let fast = self.preset == Some(Preset::Test);
+        let retry = &self.endpoint.retry;
+        let fast = self.preset() == Some(Preset::Test);
+        let (base, max) = if fast {
+            (Duration::from_millis(50), Duration::from_millis(250))
+        } else {
+            (SECOND, 5 * SECOND)
+        };
         RetryConfig {
-            max_attempts: self.retry_max_attempts.unwrap_or(3),
-            base_delay: self.retry_base_delay.unwrap_or(if fast {
-                Duration::from_millis(50)
-            } else {
-                Duration::from_secs(1)
-            }),
-            max_delay: self.retry_max_delay.unwrap_or(if fast {
-                Duration::from_millis(250)
-            } else {
-                Duration::from_secs(5)
-            }),
+            max_attempts: retry.max_attempts.unwrap_or(3),
+            base_delay: retry.base_delay.unwrap_or(base),
+            max_delay: retry.max_delay.unwrap_or(max),
         }
     }
 
     fn by_preset(&self, normal: Duration, test: Duration) -> Duration {
-        if self.preset == Some(Preset::Test) {
+        if self.preset() == Some(Preset::Test) {
             test
         } else {
             normal
@@ -402,69 +400,54 @@ impl PoolConfig {
     }
 
     /// Fills every unset field from `defaults` (explicit settings win).
-    pub(crate) fn or(mut self, defaults: &PoolConfig) -> PoolConfig {
+    pub(crate) fn or(self, defaults: &PoolConfig) -> PoolConfig {
         // Explicit elastic bounds replace a default fixed size rather than clash with it.
-        let explicit_bounds = self.min_size.is_some() || self.max_size.is_some();
-        macro_rules! fill {
-            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = defaults.$f.clone(); } )* };
+        let keep_default_size = self.pool.size.is_some()
+            || (self.pool.min_size.is_none() && self.pool.max_size.is_none());
+        let has_endpoint = !self.endpoints.is_empty()
+            || self.endpoint.uri.is_some()
+            || self.endpoint.host.is_some();
+        let mut merged = PoolConfig {
+            endpoint: self.endpoint.or(&defaults.endpoint),
+            pool: self.pool.or(&defaults.pool),
+            connection: self.connection.or(&defaults.connection),
+            endpoints: if has_endpoint {
+                self.endpoints
+            } else {
+                defaults.endpoints.clone()
+            },
+            interceptor: self.interceptor.or_else(|| defaults.interceptor.clone()),
+            resolver: self.resolver.or_else(|| defaults.resolver.clone()),
+        };
+        if !keep_default_size {
+            merged.pool.size = None;
         }
-        fill!(
-            preset,
-            host,
-            port,
-            uri,
-            tls,
-            retry_max_attempts,
-            retry_base_delay,
-            retry_max_delay,
-            name,
-            checkout_timeout,
-            max_in_flight_per_channel,
-            drain_timeout,
-            connect_timeout,
-            request_timeout,
-            keepalive,
-            keepalive_timeout,
-            ping_interval,
-            health_check,
-            health_service,
-            min_size,
-            max_size,
-            resize_interval,
-            resize_step,
-            max_connection_age,
-            resolve_interval,
-            interceptor,
-            resolver
-        );
-        if self.size.is_none() && !explicit_bounds {
-            self.size = defaults.size;
-        }
-        if self.endpoints.is_empty() && self.uri.is_none() && self.host.is_none() {
-            self.endpoints = defaults.endpoints.clone();
-        }
-        self
+        merged
     }
 }
 
 impl fmt::Debug for PoolConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolConfig")
-            .field("name", &self.name)
-            .field("preset", &self.preset)
+            .field("name", &self.name())
+            .field("preset", &self.preset())
             .field("endpoints", &self.endpoints())
-            .field("tls", &self.tls)
+            .field("tls", &self.tls())
             .field("size", &self.size())
             .field("min_size", &self.min_size())
             .field("max_size", &self.max_size())
             .field("resize_interval", &self.resize_interval())
             .field("resize_step", &self.resize_step())
             .field("checkout_timeout", &self.checkout_timeout())
-            .field("max_in_flight_per_channel", &self.max_in_flight_per_channel)
+            .field(
+                "max_in_flight_per_channel",
+                &self.max_in_flight_per_channel(),
+            )
             .field("connect_timeout", &self.connect_timeout())
-            .field("request_timeout", &self.request_timeout)
+            .field("request_timeout", &self.request_timeout())
             .field("keepalive", &self.keepalive())
             .field("keepalive_timeout", &self.keepalive_timeout())
+            .field("keepalive_while_idle", &self.keepalive_while_idle())
             .field("ping_interval", &self.ping_interval())
             .field("max_connection_age", &self.max_connection_age())
             .field("resolve_interval", &self.resolve_interval())
@@ -569,12 +552,12 @@ mod tests {
             .build()
             .unwrap()
             .or(&defaults);
-        assert_eq!(merged.min_size, Some(2));
-        assert_eq!(merged.max_size, Some(9));
-        assert_eq!(merged.resize_interval, Some(Duration::from_secs(1)));
-        assert_eq!(merged.resize_step, Some(1));
-        assert_eq!(merged.max_connection_age, Some(Some(MIN)));
-        assert_eq!(merged.resolve_interval, Some(None));
+        assert_eq!(merged.pool.min_size, Some(2));
+        assert_eq!(merged.pool.max_size, Some(9));
+        assert_eq!(merged.pool.resize_interval, Some(Duration::from_secs(1)));
+        assert_eq!(merged.pool.resize_step, Some(1));
+        assert_eq!(merged.connection.max_connection_age, Some(Some(MIN)));
+        assert_eq!(merged.connection.resolve_interval, Some(None));
         assert_eq!(merged.resolver, defaults.resolver);
         assert!(merged.resolver.is_some());
     }
@@ -610,5 +593,214 @@ mod tests {
         ] {
             assert!(debug.contains(part), "{part} missing from {debug}");
         }
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    fn round_trip(config: &PoolConfig) -> (String, PoolConfig) {
+        let text = toml::to_string(config).unwrap();
+        let back = PoolConfig::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        (text, back)
+    }
+
+    #[test]
+    fn new_fields_round_trip() {
+        let config = PoolConfig::local("127.0.0.1", 50051)
+            .size(3)
+            .min_size(2)
+            .max_size(12)
+            .resize_interval(Duration::from_millis(1500))
+            .resize_step(4)
+            .max_connection_age(Some(Duration::from_secs(600)))
+            .resolve_interval(Some(Duration::from_secs(45)))
+            .build()
+            .unwrap();
+        let (text, back) = round_trip(&config);
+        for line in [
+            "min_size = 2",
+            "max_size = 12",
+            "resize_interval = \"1500ms\"",
+            "resize_step = 4",
+            "max_connection_age = \"10m\"",
+            "resolve_interval = \"45s\"",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert_eq!(back, config);
+        assert_eq!(back.pool.min_size, Some(2));
+        assert_eq!(back.pool.max_size, Some(12));
+        assert_eq!(back.pool.resize_interval, Some(Duration::from_millis(1500)));
+        assert_eq!(back.pool.resize_step, Some(4));
+        assert_eq!(
+            back.connection.max_connection_age,
+            Some(Some(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            back.connection.resolve_interval,
+            Some(Some(Duration::from_secs(45)))
+        );
+    }
+
+    #[test]
+    fn off_round_trips_as_off() {
+        let config = PoolConfig::production("api", 443)
+            .max_connection_age(None)
+            .resolve_interval(None)
+            .build()
+            .unwrap();
+        let (text, back) = round_trip(&config);
+        assert!(text.contains("max_connection_age = \"off\""), "{text}");
+        assert!(text.contains("resolve_interval = \"off\""), "{text}");
+        assert_eq!(back, config);
+        assert_eq!(back.max_connection_age(), None);
+        assert_eq!(back.resolve_interval(), None);
+    }
+
+    #[test]
+    fn new_fields_parse_from_toml() {
+        let config = PoolConfig::from_toml_str(
+            r#"
+            [pool]
+            min_size = 1
+            max_size = 8
+            resize_interval = "2s"
+            resize_step = 3
+            [connection]
+            max_connection_age = "50m"
+            resolve_interval = "off"
+            "#,
+        )
+        .unwrap();
+        assert!(config.is_elastic());
+        assert_eq!(
+            (config.size(), config.min_size(), config.max_size()),
+            (1, 1, 8)
+        );
+        assert_eq!(config.resize_interval(), Duration::from_secs(2));
+        assert_eq!(config.resize_step(), 3);
+        assert_eq!(config.max_connection_age(), Some(Duration::from_secs(3000)));
+        assert_eq!(config.resolve_interval(), None);
+    }
+
+    #[test]
+    fn unset_new_fields_are_not_written() {
+        let config = PoolConfig::local("h", 1).build().unwrap();
+        let text = toml::to_string(&config).unwrap();
+        for key in [
+            "min_size",
+            "max_size",
+            "resize",
+            "max_connection_age",
+            "resolve_interval",
+            "resolver",
+        ] {
+            assert!(!text.contains(key), "{key} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_resolver_is_not_serialised() {
+        #[derive(Debug)]
+        struct Nothing;
+        impl crate::resolver::Resolve for Nothing {
+            fn resolve(&self, _: &str, _: u16) -> crate::resolver::ResolveFuture {
+                Box::pin(async { Ok(Vec::new()) })
+            }
+        }
+        let config = PoolConfig::local("h", 1).resolver(Nothing).build().unwrap();
+        let (text, back) = round_trip(&config);
+        assert!(!text.contains("resolver"), "{text}");
+        assert!(back.resolver.is_none());
+        assert!(format!("{config:?}").contains("resolver: Some(\"<resolver>\")"));
+        assert!(format!("{back:?}").contains("resolver: None"));
+    }
+
+    #[test]
+    fn every_bounded_setting_has_a_row_in_the_table_and_back() {
+        // A configuration with every counted and timed setting set.
+        let config = PoolConfig::local("h", 1)
+            .size(2)
+            .min_size(1)
+            .max_size(3)
+            .resize_interval(Duration::from_secs(1))
+            .resize_step(1)
+            .checkout_timeout(Duration::from_secs(1))
+            .max_in_flight_per_channel(9)
+            .drain_timeout(Duration::from_secs(1))
+            .connect_timeout(Duration::from_secs(1))
+            .request_timeout(Duration::from_secs(1))
+            .keepalive(Duration::from_secs(1))
+            .keepalive_timeout(Duration::from_secs(1))
+            .ping_interval(Some(Duration::from_secs(1)))
+            .max_connection_age(Some(Duration::from_secs(1)))
+            .resolve_interval(Some(Duration::from_secs(1)))
+            .retry(RetryConfig::new(
+                2,
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            ))
+            .build()
+            .unwrap();
+        let mut visited = Vec::new();
+        config.visit(&mut |path, _| visited.push(path));
+        let bounded: Vec<&str> = crate::rules::FIELDS
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    crate::rules::Kind::Count { .. } | crate::rules::Kind::Duration { .. }
+                )
+            })
+            .map(|f| f.path)
+            .collect();
+        for path in &visited {
+            assert!(crate::rules::field(path).is_some(), "{path} has no row");
+        }
+        for path in &bounded {
+            assert!(visited.contains(path), "{path} is not in the schema");
+        }
+    }
+
+    #[test]
+    fn keepalive_while_idle_from_code_toml_and_env() {
+        assert!(PoolConfig::local("h", 1)
+            .build()
+            .unwrap()
+            .keepalive_while_idle());
+        let code = PoolConfig::local("h", 1)
+            .keepalive_while_idle(false)
+            .build()
+            .unwrap();
+        assert!(!code.keepalive_while_idle());
+        let (text, back) = round_trip(&code);
+        assert!(text.contains("keepalive_while_idle = false"), "{text}");
+        assert_eq!(back, code);
+        let file = PoolConfig::from_toml_str(
+            "[endpoint]\ntype = \"local\"\nhost = \"h\"\nport = 1\n\
+             [connection]\nkeepalive_while_idle = false\n",
+        )
+        .unwrap();
+        assert_eq!(file, code);
+        let env = load::from_env("APP", |k| match k {
+            "APP_ENDPOINT_TYPE" => Some("local".into()),
+            "APP_HOST" => Some("h".into()),
+            "APP_PORT" => Some("1".into()),
+            "APP_KEEPALIVE_WHILE_IDLE" => Some("no".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(env, code);
+        let err = load::from_env("APP", |k| {
+            (k == "APP_KEEPALIVE_WHILE_IDLE").then(|| "sometimes".into())
+        })
+        .unwrap_err();
+        assert_eq!(err.field(), Some("APP_KEEPALIVE_WHILE_IDLE"));
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        let err =
+            PoolConfig::from_toml_str("[connection]\nkeepalive_while_idle = \"no\"").unwrap_err();
+        assert!(matches!(err, ConfigError::Toml { .. }), "{err:?}");
     }
 }

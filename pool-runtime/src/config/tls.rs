@@ -9,17 +9,22 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::ConfigError;
 
-use super::fields::{Field, Naming};
+use super::load::Naming;
 
 /// TLS settings (`[endpoint.tls]`). The default trusts the system (native) and webpki roots
 /// and presents no client certificate. Certificate verification is always on.
 ///
 /// `Debug` prints the certificate paths but never the key (not even its path).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ca_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) client_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) client_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) domain: Option<String>,
 }
 
@@ -69,28 +74,28 @@ impl TlsConfig {
     /// Checks the files: readable, PEM, the right kind of item, certificate and key together.
     pub(crate) fn check(&self, naming: &Naming) -> Result<(), ConfigError> {
         if let Some(path) = &self.ca_cert {
-            read_certs(naming.name(Field::TlsCaCert), path)?;
+            read_certs(naming.name("endpoint.tls.ca_cert"), path)?;
         }
         match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
-                read_certs(naming.name(Field::TlsClientCert), cert)?;
-                read_key(naming.name(Field::TlsClientKey), key)?;
+                read_certs(naming.name("endpoint.tls.client_cert"), cert)?;
+                read_key(naming.name("endpoint.tls.client_key"), key)?;
             }
             (Some(_), None) => {
                 return Err(ConfigError::Missing {
-                    field: naming.name(Field::TlsClientKey),
+                    field: naming.name("endpoint.tls.client_key"),
                     hint: format!(
                         "{} is set, and a client certificate needs its private key",
-                        naming.name(Field::TlsClientCert)
+                        naming.name("endpoint.tls.client_cert")
                     ),
                 })
             }
             (None, Some(_)) => {
                 return Err(ConfigError::Missing {
-                    field: naming.name(Field::TlsClientCert),
+                    field: naming.name("endpoint.tls.client_cert"),
                     hint: format!(
                         "{} is set, and a private key needs its certificate",
-                        naming.name(Field::TlsClientKey)
+                        naming.name("endpoint.tls.client_key")
                     ),
                 })
             }
@@ -99,7 +104,7 @@ impl TlsConfig {
         if let Some(domain) = &self.domain {
             if domain.trim().is_empty() || domain.contains(['/', ' ', ':']) {
                 return Err(ConfigError::invalid(
-                    naming.name(Field::TlsDomain),
+                    naming.name("endpoint.tls.domain"),
                     format!("{domain:?}"),
                     "must be a DNS name or IP address",
                 ));
@@ -114,14 +119,14 @@ impl TlsConfig {
         let mut tls = ClientTlsConfig::new();
         match &self.ca_cert {
             Some(path) => {
-                let pem = read_certs(naming.name(Field::TlsCaCert), path)?;
+                let pem = read_certs(naming.name("endpoint.tls.ca_cert"), path)?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             None => tls = tls.with_enabled_roots(),
         }
         if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
-            let cert = read_certs(naming.name(Field::TlsClientCert), cert)?;
-            let key = read_key(naming.name(Field::TlsClientKey), key)?;
+            let cert = read_certs(naming.name("endpoint.tls.client_cert"), cert)?;
+            let key = read_key(naming.name("endpoint.tls.client_key"), key)?;
             tls = tls.identity(Identity::from_pem(cert, key));
         }
         if let Some(domain) = &self.domain {
