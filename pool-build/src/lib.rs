@@ -53,7 +53,11 @@
 mod builder;
 mod error;
 mod generator;
+mod methods;
 mod pooled_client;
+// The runtime's table of settings, for the transparent-retry count the generated docs state.
+#[path = "../../pool-runtime/src/rules.rs"]
+mod rules;
 
 pub use builder::Builder;
 

@@ -1,27 +1,27 @@
-//! Token generation of `PooledXClient` for one service.
+//! Token generation of `PooledXClient` for one service: the struct, its constructors, its
+//! `with_*` options and the helper that builds tonic's client for a call. The RPC methods,
+//! one function per call shape, are in [`crate::methods`].
 //!
 //! Input is prost-build's [`Service`] (the same value tonic's generator receives), output is a
-//! `TokenStream` appended after tonic's `x_client` module in the package's file. Everything the
-//! generated code names goes through `::grpc_pool::__private`, except the message types (paths
-//! relative to the package module, exactly as prost resolved them) and tonic's client module
-//! (a sibling module in the same file).
+//! `TokenStream` appended after tonic's `x_client` module in the package's file. The generated
+//! code names the library only through `::grpc_pool::__private` (and `::grpc_pool::Pool` in a
+//! doc link) and the standard library only through `::core`, so it needs no imports. Three
+//! names are relative to the package module: the message types (exactly as prost resolved
+//! them), tonic's client module (a sibling module in the same file) and
+//! `__GRPC_POOL_SETTINGS` (the `#[grpc_pool]` attribute's item, or the package file's fallback
+//! import, see [`crate::generator`]).
 
 use proc_macro2::TokenStream;
-use prost_build::{Method, Service};
+use prost_build::Service;
 use quote::{format_ident, quote};
 
-/// Methods every `PooledXClient` defines itself; an RPC whose Rust name is one of these
-/// cannot be generated next to them.
-const RESERVED_METHOD_NAMES: &[&str] = &[
-    "new",
-    "connect",
-    "pool",
-    "with_send_compressed",
-    "with_accept_compressed",
-    "with_max_decoding_message_size",
-    "with_max_encoding_message_size",
-    "tonic_client",
-];
+use crate::methods::{self, retry_bound};
+
+/// The runtime's support module, the one path through which generated code reaches
+/// `grpc_pool`.
+pub(crate) fn runtime() -> TokenStream {
+    quote!(::grpc_pool::__private)
+}
 
 /// The fully-qualified protobuf name of a service (`users.v1.Users`), used as the default
 /// pool name and in docs.
@@ -45,44 +45,19 @@ pub(crate) fn pooled_client_name(service: &Service) -> String {
 pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
     let full_name = full_service_name(service);
     let pooled = format_ident!("{}", pooled_client_name(service));
-    let tonic_mod = format_ident!("{}_client", naive_snake_case(&service.name));
-    let tonic_client = format_ident!("{}Client", service.name);
-    let p = quote!(::grpc_pool::__private);
+    let p = runtime();
 
-    let service_docs = doc_lines(&service.comments.leading);
-    let blank_doc = if service.comments.leading.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(#[doc = ""])
-    };
-    let summary = format!(
-        " Pooled client for `{full_name}`: every call runs on the least-loaded ready channel of a \
-         [`Pool`](::grpc_pool::Pool)."
-    );
-    let connect_doc = format!(
-        " Connects to `endpoint` through the pool of this module's `#[grpc_pool]` attribute, or, \
-         without one, a pool named `{full_name}` with the library defaults; reuses that pool if it \
-         already runs with the same endpoint."
-    );
-
-    let mut methods = Vec::with_capacity(service.methods.len());
+    let mut rpcs = Vec::with_capacity(service.methods.len());
     for method in &service.methods {
-        methods.push(generate_method(service, method, &full_name)?);
+        rpcs.push(methods::generate(service, method, &full_name)?);
     }
-    // A service without RPCs never builds a tonic client; keep the helper anyway (and quiet).
-    let helper_allow = if service.methods.is_empty() {
-        quote!(#[allow(dead_code)])
-    } else {
-        TokenStream::new()
-    };
+    let docs = struct_docs(service, &full_name);
+    let constructors = constructors(&full_name);
+    let option_setters = option_setters();
+    let tonic_client = tonic_client(service);
 
     Ok(quote! {
-        #service_docs
-        #blank_doc
-        #[doc = #summary]
-        #[doc = ""]
-        #[doc = " Cheap to clone: clones share the pool. Unary calls the server provably never saw"]
-        #[doc = " are retried once on another channel; streams keep their channel until they end."]
+        #docs
         #[derive(Clone, Debug)]
         pub struct #pooled {
             pool: #p::Pool,
@@ -90,67 +65,10 @@ pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
         }
 
         impl #pooled {
-            /// Creates a client whose calls run on `pool`'s channels.
-            pub fn new(pool: #p::Pool) -> Self {
-                Self { pool, options: #p::ClientOptions::new() }
-            }
-
-            #[doc = #connect_doc]
-            ///
-            /// # Errors
-            ///
-            /// The pool could not start (no channel became ready), or a pool of the same name
-            /// already runs with another endpoint.
-            pub async fn connect(endpoint: &str) -> ::core::result::Result<Self, #p::PoolError> {
-                let pool = #p::connect_pooled(__GRPC_POOL_SETTINGS, #full_name, endpoint).await?;
-                ::core::result::Result::Ok(Self::new(pool))
-            }
-
-            /// The pool this client sends its calls through.
-            pub fn pool(&self) -> &#p::Pool {
-                &self.pool
-            }
-
-            /// Compresses requests with `encoding` (the server must support it).
-            #[must_use]
-            pub fn with_send_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
-                self.options.send_compressed(encoding);
-                self
-            }
-
-            /// Accepts responses compressed with `encoding`.
-            #[must_use]
-            pub fn with_accept_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
-                self.options.accept_compressed(encoding);
-                self
-            }
-
-            /// Limits the size of a decoded response message (tonic's default: 4 MiB).
-            #[must_use]
-            pub fn with_max_decoding_message_size(mut self, limit: usize) -> Self {
-                self.options.max_decoding_message_size(limit);
-                self
-            }
-
-            /// Limits the size of an encoded request message (tonic's default: `usize::MAX`).
-            #[must_use]
-            pub fn with_max_encoding_message_size(mut self, limit: usize) -> Self {
-                self.options.max_encoding_message_size(limit);
-                self
-            }
-
-            #helper_allow
-            fn tonic_client(&self, channel: #p::PooledChannel) -> #tonic_mod::#tonic_client<#p::PooledChannel> {
-                self.options.apply(
-                    #tonic_mod::#tonic_client::new(channel),
-                    #tonic_mod::#tonic_client::send_compressed,
-                    #tonic_mod::#tonic_client::accept_compressed,
-                    #tonic_mod::#tonic_client::max_decoding_message_size,
-                    #tonic_mod::#tonic_client::max_encoding_message_size,
-                )
-            }
-
-            #(#methods)*
+            #constructors
+            #option_setters
+            #tonic_client
+            #(#rpcs)*
         }
 
         impl #p::PooledClient for #pooled {
@@ -161,118 +79,132 @@ pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
     })
 }
 
-fn generate_method(
-    service: &Service,
-    method: &Method,
-    full_name: &str,
-) -> Result<TokenStream, String> {
-    if RESERVED_METHOD_NAMES.contains(&method.name.as_str()) {
-        return Err(format!(
-            "rpc `{full_name}.{}` would become method `{}`, which `{}` already defines; rename the \
-             rpc or turn the pooled client off with `build_pooled_client(false)`",
-            method.proto_name,
-            method.name,
-            pooled_client_name(service),
-        ));
-    }
-    let p = quote!(::grpc_pool::__private);
-    let ident = format_ident!("{}", method.name);
-    let request = rust_type(&method.input_type, full_name, &method.proto_name)?;
-    let response = rust_type(&method.output_type, full_name, &method.proto_name)?;
-    let docs = doc_lines(&method.comments.leading);
-    let deprecated = if method.options.deprecated() {
-        quote!(#[deprecated] #[allow(deprecated)])
-    } else {
-        TokenStream::new()
-    };
-    let kind_doc = match (method.client_streaming, method.server_streaming) {
-        (false, false) => format!(
-            " Unary `{full_name}/{}` on the least-loaded ready channel.",
-            method.proto_name
-        ),
-        (false, true) => format!(
-            " Server-streaming `{full_name}/{}`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another channel, as for unary calls.",
-            method.proto_name
-        ),
-        (true, false) => format!(
-            " Client-streaming `{full_name}/{}`: the call keeps its channel until it ends.",
-            method.proto_name
-        ),
-        (true, true) => format!(
-            " Bidirectional `{full_name}/{}`: the call keeps its channel until it ends.",
-            method.proto_name
-        ),
-    };
-    let separator = if method.comments.leading.is_empty() {
+/// The struct's docs: the proto comment, then what the client does with a call.
+fn struct_docs(service: &Service, full_name: &str) -> TokenStream {
+    let proto_docs = doc_lines(&service.comments.leading);
+    let blank = if service.comments.leading.is_empty() {
         TokenStream::new()
     } else {
         quote!(#[doc = ""])
     };
-    let attrs = quote! { #docs #separator #[doc = #kind_doc] #deprecated };
-
-    // One request message (unary, server streaming): retried like a unary call if it was
-    // never sent. The two differ only in the response type.
-    let single_response = if method.server_streaming {
-        quote!(#p::tonic::codec::Streaming<#response>)
-    } else {
-        quote!(#response)
-    };
-    let tokens = match (method.client_streaming, method.server_streaming) {
-        (false, _) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoRequest<#request>,
-            ) -> ::core::result::Result<#p::tonic::Response<#single_response>, #p::tonic::Status> {
-                #p::unary(
-                    &self.pool,
-                    #p::tonic::IntoRequest::into_request(request),
-                    |channel, request| {
-                        let mut client = self.tonic_client(channel);
-                        async move { client.#ident(request).await }
-                    },
-                )
-                .await
-            }
-        },
-        (true, false) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
-            ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-                let channel = #p::checkout_for_stream(&self.pool).await?;
-                self.tonic_client(channel).#ident(request).await
-            }
-        },
-        (true, true) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
-            ) -> ::core::result::Result<
-                #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
-                #p::tonic::Status,
-            > {
-                let channel = #p::checkout_for_stream(&self.pool).await?;
-                self.tonic_client(channel).#ident(request).await
-            }
-        },
-    };
-    Ok(tokens)
+    let summary = format!(
+        " Pooled client for `{full_name}`: every call runs on the least-loaded ready channel of a \
+         [`Pool`](::grpc_pool::Pool)."
+    );
+    let retries = format!(
+        " provably never saw is retried {}, each time on another connection; streams keep",
+        retry_bound()
+    );
+    quote! {
+        #proto_docs
+        #blank
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = " Cheap to clone: clones share the pool. A unary or server-streaming call the server"]
+        #[doc = #retries]
+        #[doc = " their channel until they end."]
+    }
 }
 
-/// Parses a message type as prost resolved it, relative to the package module
-/// (`HelloRequest`, `super::common::Id`, `::prost_types::Timestamp`, `()`).
-fn rust_type(path: &str, service: &str, rpc: &str) -> Result<syn::Type, String> {
-    syn::parse_str::<syn::Type>(path).map_err(|err| {
-        format!("rpc `{service}.{rpc}`: message type `{path}` is not a Rust type ({err})")
-    })
+/// `new`, `connect` (through the module's pool settings, default pool name `full_name`) and
+/// `pool`.
+fn constructors(full_name: &str) -> TokenStream {
+    let p = runtime();
+    let connect_doc = format!(
+        " Connects to `endpoint` through the pool of this module's `#[grpc_pool]` attribute, or, \
+         without one, a pool named `{full_name}` with the library defaults; reuses that pool if it \
+         already runs with the same endpoint."
+    );
+    quote! {
+        /// Creates a client whose calls run on `pool`'s channels.
+        pub fn new(pool: #p::Pool) -> Self {
+            Self { pool, options: #p::ClientOptions::new() }
+        }
+
+        #[doc = #connect_doc]
+        ///
+        /// # Errors
+        ///
+        /// The pool could not start (no channel became ready), or a pool of the same name
+        /// already runs with another endpoint.
+        pub async fn connect(endpoint: &str) -> ::core::result::Result<Self, #p::PoolError> {
+            let pool = #p::connect_pooled(__GRPC_POOL_SETTINGS, #full_name, endpoint).await?;
+            ::core::result::Result::Ok(Self::new(pool))
+        }
+
+        /// The pool this client sends its calls through.
+        pub fn pool(&self) -> &#p::Pool {
+            &self.pool
+        }
+    }
+}
+
+/// The `with_*` options of tonic's clients, recorded in the client's `ClientOptions`; they
+/// reach tonic through [`tonic_client`].
+fn option_setters() -> TokenStream {
+    let p = runtime();
+    quote! {
+        /// Compresses requests with `encoding` (the server must support it).
+        #[must_use]
+        pub fn with_send_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
+            self.options.send_compressed(encoding);
+            self
+        }
+
+        /// Accepts responses compressed with `encoding`.
+        #[must_use]
+        pub fn with_accept_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
+            self.options.accept_compressed(encoding);
+            self
+        }
+
+        /// Limits the size of a decoded response message (tonic's default: 4 MiB).
+        #[must_use]
+        pub fn with_max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.options.max_decoding_message_size(limit);
+            self
+        }
+
+        /// Limits the size of an encoded request message (tonic's default: `usize::MAX`).
+        #[must_use]
+        pub fn with_max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.options.max_encoding_message_size(limit);
+            self
+        }
+    }
+}
+
+/// The private `tonic_client(channel)` every RPC method calls: tonic's client over one pooled
+/// channel, with the options applied. tonic's clients share no trait, so the generated code
+/// hands tonic's own builder methods to `ClientOptions::apply`, which calls those that were
+/// set.
+fn tonic_client(service: &Service) -> TokenStream {
+    let p = runtime();
+    let module = format_ident!("{}_client", naive_snake_case(&service.name));
+    let client = format_ident!("{}Client", service.name);
+    // A service without RPCs never builds a tonic client; keep the helper anyway (and quiet).
+    let allow = if service.methods.is_empty() {
+        quote!(#[allow(dead_code)])
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #allow
+        fn tonic_client(&self, channel: #p::PooledChannel) -> #module::#client<#p::PooledChannel> {
+            self.options.apply(
+                #module::#client::new(channel),
+                #module::#client::send_compressed,
+                #module::#client::accept_compressed,
+                #module::#client::max_decoding_message_size,
+                #module::#client::max_encoding_message_size,
+            )
+        }
+    }
 }
 
 /// `#[doc = " line"]` per comment line, like tonic (a leading space keeps rustdoc's markdown
 /// indentation right).
-fn doc_lines(lines: &[String]) -> TokenStream {
+pub(crate) fn doc_lines(lines: &[String]) -> TokenStream {
     let docs = lines.iter().map(|line| {
         let line = if line.starts_with(' ') || line.is_empty() {
             line.clone()
@@ -303,7 +235,7 @@ pub(crate) fn naive_snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_build::Comments;
+    use prost_build::{Comments, Method};
 
     fn method(
         name: &str,
