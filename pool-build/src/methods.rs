@@ -188,7 +188,8 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
         response,
     } = rpc;
     let p = runtime();
-    let shape_doc = format!(" Client-streaming `{path}`: the call keeps its channel until it ends.");
+    let shape_doc =
+        format!(" Client-streaming `{path}`: the call keeps its channel until it ends.");
     quote! {
         #docs
         #[doc = #shape_doc]
@@ -238,4 +239,203 @@ fn rust_type(path: &str, service: &str, rpc: &str) -> Result<syn::Type, String> 
     syn::parse_str::<syn::Type>(path).map_err(|err| {
         format!("rpc `{service}.{rpc}`: message type `{path}` is not a Rust type ({err})")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{
+        assert_tokens, attributes, client, client_with, doc_text, inherent_impl, method, method_fn,
+        service, signature,
+    };
+
+    /// The body of a method with one request message (unary, server streaming) that calls
+    /// tonic's `rpc`.
+    fn retried_call(rpc: TokenStream) -> TokenStream {
+        quote!({
+            ::grpc_pool::__private::unary(
+                &self.pool,
+                ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.#rpc(request).await }
+                },
+            )
+            .await
+        })
+    }
+
+    /// The body of a method with a request stream (client streaming, bidi) that calls tonic's
+    /// `rpc`.
+    fn stream_call(rpc: TokenStream) -> TokenStream {
+        quote!({
+            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool).await?;
+            self.tonic_client(channel).#rpc(request).await
+        })
+    }
+
+    #[test]
+    fn unary_rpc_goes_through_runtime_unary_with_tonics_client() {
+        let file = client_with(method("say_hello", "SayHello", false, false));
+        let f = method_fn(&file, "say_hello");
+        assert_tokens(
+            &signature(f),
+            quote! {
+                pub async fn say_hello(
+                    &self,
+                    request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
+                ) -> ::core::result::Result<
+                    ::grpc_pool::__private::tonic::Response<super::common::HelloReply>,
+                    ::grpc_pool::__private::tonic::Status,
+                >
+            },
+        );
+        assert_tokens(&f.block, retried_call(quote!(say_hello)));
+    }
+
+    #[test]
+    fn server_streaming_rpc_is_retried_like_unary_and_returns_streaming() {
+        let file = client_with(method("watch", "Watch", false, true));
+        let f = method_fn(&file, "watch");
+        assert_tokens(
+            &signature(f),
+            quote! {
+                pub async fn watch(
+                    &self,
+                    request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
+                ) -> ::core::result::Result<
+                    ::grpc_pool::__private::tonic::Response<
+                        ::grpc_pool::__private::tonic::codec::Streaming<super::common::HelloReply>
+                    >,
+                    ::grpc_pool::__private::tonic::Status,
+                >
+            },
+        );
+        // The same body as a unary call: no `checkout_for_stream`.
+        assert_tokens(&f.block, retried_call(quote!(watch)));
+    }
+
+    #[test]
+    fn client_and_bidi_streaming_rpcs_take_into_streaming_request() {
+        let file = client(&service(vec![
+            method("upload", "Upload", true, false),
+            method("chat", "Chat", true, true),
+        ]));
+        let upload = method_fn(&file, "upload");
+        assert_tokens(
+            &signature(upload),
+            quote! {
+                pub async fn upload(
+                    &self,
+                    request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<Message = HelloRequest>,
+                ) -> ::core::result::Result<
+                    ::grpc_pool::__private::tonic::Response<super::common::HelloReply>,
+                    ::grpc_pool::__private::tonic::Status,
+                >
+            },
+        );
+        assert_tokens(&upload.block, stream_call(quote!(upload)));
+        // Only bidi returns a stream.
+        let chat = method_fn(&file, "chat");
+        assert_tokens(
+            &signature(chat),
+            quote! {
+                pub async fn chat(
+                    &self,
+                    request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<Message = HelloRequest>,
+                ) -> ::core::result::Result<
+                    ::grpc_pool::__private::tonic::Response<
+                        ::grpc_pool::__private::tonic::codec::Streaming<super::common::HelloReply>
+                    >,
+                    ::grpc_pool::__private::tonic::Status,
+                >
+            },
+        );
+        assert_tokens(&chat.block, stream_call(quote!(chat)));
+    }
+
+    #[test]
+    fn keyword_rpc_becomes_a_raw_identifier() {
+        let file = client_with(method("r#type", "Type", false, false));
+        let f = method_fn(&file, "r#type");
+        assert_tokens(&f.sig.ident, quote!(r#type));
+        assert_tokens(&f.block, retried_call(quote!(r#type)));
+    }
+
+    #[test]
+    fn deprecated_rpc_is_deprecated_and_calls_tonic_without_warning() {
+        let mut m = method("old", "Old", false, false);
+        m.options.deprecated = Some(true);
+        let file = client_with(m);
+        assert_tokens(
+            &attributes(&method_fn(&file, "old").attrs),
+            quote! {
+                #[doc = " Unary `pkg.v1.HelloWorld/Old` on the least-loaded ready channel."]
+                #[deprecated]
+                #[allow(deprecated)]
+            },
+        );
+    }
+
+    #[test]
+    fn server_streaming_docs_state_the_runtime_retry_bound() {
+        let file = client_with(method("watch", "Watch", false, true));
+        let docs = doc_text(&method_fn(&file, "watch").attrs);
+        assert_eq!(
+            docs,
+            format!(
+                " Server-streaming `pkg.v1.HelloWorld/Watch`: the stream keeps its channel until \
+                 it ends; a request the server provably never saw is sent again on another \
+                 connection, {}, as for unary calls.",
+                retry_bound()
+            )
+        );
+    }
+
+    #[test]
+    fn retry_bound_is_the_runtime_constant() {
+        let bound = retry_bound();
+        if MAX_TRANSPARENT_RETRIES == 1 {
+            assert_eq!(bound, "once");
+        } else {
+            assert_eq!(bound, format!("up to {MAX_TRANSPARENT_RETRIES} times"));
+        }
+    }
+
+    #[test]
+    fn rpc_colliding_with_a_client_method_is_rejected_with_its_names() {
+        for name in [
+            "new",
+            "connect",
+            "pool",
+            "with_send_compressed",
+            "tonic_client",
+        ] {
+            let err =
+                crate::pooled_client::generate(&service(vec![method(name, "X", false, false)]))
+                    .expect_err(name);
+            assert!(
+                err.contains(&format!("would become method `{name}`")),
+                "{err}"
+            );
+            assert!(err.contains("PooledHelloWorldClient"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_exactly_the_clients_own_methods() {
+        let file = client(&service(vec![]));
+        let mut own: Vec<String> = inherent_impl(&file)
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        own.sort();
+        let mut reserved = RESERVED_METHOD_NAMES.to_vec();
+        reserved.sort_unstable();
+        assert_eq!(own, reserved);
+    }
 }

@@ -235,171 +235,113 @@ pub(crate) fn naive_snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_build::{Comments, Method};
+    use crate::testing::{
+        assert_tokens, attributes, client, client_with, compact, doc_text, method, method_fn,
+        non_doc_attributes, service, signature,
+    };
 
-    fn method(
-        name: &str,
-        proto_name: &str,
-        client_streaming: bool,
-        server_streaming: bool,
-    ) -> Method {
-        Method {
-            name: name.to_owned(),
-            proto_name: proto_name.to_owned(),
-            comments: Comments::default(),
-            input_type: "HelloRequest".to_owned(),
-            output_type: "super::common::HelloReply".to_owned(),
-            input_proto_type: ".pkg.v1.HelloRequest".to_owned(),
-            output_proto_type: ".pkg.common.HelloReply".to_owned(),
-            options: prost_types::MethodOptions::default(),
-            client_streaming,
-            server_streaming,
-        }
-    }
-
-    fn service(methods: Vec<Method>) -> Service {
-        Service {
-            name: "HelloWorld".to_owned(),
-            proto_name: "HelloWorld".to_owned(),
-            package: "pkg.v1".to_owned(),
-            comments: Comments::default(),
-            methods,
-            options: prost_types::ServiceOptions::default(),
-        }
-    }
-
-    /// Token text with whitespace removed, so assertions do not depend on spacing.
-    fn compact(tokens: &TokenStream) -> String {
-        tokens
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect()
-    }
-
-    fn generated(methods: Vec<Method>) -> String {
-        compact(&generate(&service(methods)).expect("generates"))
-    }
-
-    #[test]
-    fn unary_rpc_goes_through_runtime_unary_with_tonics_client() {
-        let code = generated(vec![method("say_hello", "SayHello", false, false)]);
-        assert!(code.contains(
-            "pubasyncfnsay_hello(&self,request:impl::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,)"
-        ), "{code}");
-        assert!(
-            code.contains("::grpc_pool::__private::unary(&self.pool,"),
-            "{code}"
-        );
-        assert!(code.contains("letmutclient=self.tonic_client(channel);asyncmove{client.say_hello(request).await}"), "{code}");
-        assert!(code.contains(
-            "Result<::grpc_pool::__private::tonic::Response<super::common::HelloReply>,::grpc_pool::__private::tonic::Status>"
-        ), "{code}");
-    }
-
-    #[test]
-    fn server_streaming_rpc_is_retried_like_unary_and_returns_streaming() {
-        let code = generated(vec![method("watch", "Watch", false, true)]);
-        assert!(
-            code.contains("::grpc_pool::__private::unary(&self.pool,"),
-            "{code}"
-        );
-        assert!(
-            code.contains(
-                "letmutclient=self.tonic_client(channel);asyncmove{client.watch(request).await}"
-            ),
-            "{code}"
-        );
-        assert!(
-            code.contains(
-                "::grpc_pool::__private::tonic::codec::Streaming<super::common::HelloReply>"
-            ),
-            "{code}"
-        );
-        assert!(
-            code.contains("request:impl::grpc_pool::__private::tonic::IntoRequest<HelloRequest>"),
-            "{code}"
-        );
-        assert!(!code.contains("checkout_for_stream"), "{code}");
-    }
-
-    #[test]
-    fn client_and_bidi_streaming_rpcs_take_into_streaming_request() {
-        let code = generated(vec![
-            method("upload", "Upload", true, false),
-            method("chat", "Chat", true, true),
-        ]);
-        assert_eq!(
-            code.matches("request:impl::grpc_pool::__private::tonic::IntoStreamingRequest<Message=HelloRequest>").count(),
-            2,
-            "{code}"
-        );
-        assert!(
-            code.contains("self.tonic_client(channel).upload(request).await"),
-            "{code}"
-        );
-        assert!(
-            code.contains("self.tonic_client(channel).chat(request).await"),
-            "{code}"
-        );
-        // Only bidi returns a stream.
-        assert_eq!(code.matches("codec::Streaming<").count(), 1, "{code}");
-    }
-
-    #[test]
-    fn keyword_rpc_becomes_a_raw_identifier() {
-        let code = generated(vec![method("r#type", "Type", false, false)]);
-        assert!(code.contains("pubasyncfnr#type("), "{code}");
-        assert!(code.contains("client.r#type(request)"), "{code}");
+    /// The generated struct.
+    fn client_struct(file: &syn::File) -> &syn::ItemStruct {
+        file.items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Struct(s) => Some(s),
+                _ => None,
+            })
+            .expect("a struct")
     }
 
     #[test]
     fn client_wraps_tonics_sibling_module_named_like_tonic() {
-        let code = generated(vec![method("say_hello", "SayHello", false, false)]);
-        assert!(
-            code.contains("pubstructPooledHelloWorldClient{pool:::grpc_pool::__private::Pool,"),
-            "{code}"
+        let file = client_with(method("say_hello", "SayHello", false, false));
+        let mut item = client_struct(&file).clone();
+        item.attrs.retain(|attr| !attr.path().is_ident("doc"));
+        assert_tokens(
+            &item,
+            quote! {
+                #[derive(Clone, Debug)]
+                pub struct PooledHelloWorldClient {
+                    pool: ::grpc_pool::__private::Pool,
+                    options: ::grpc_pool::__private::ClientOptions,
+                }
+            },
         );
-        assert!(
-            code.contains(
-                "->hello_world_client::HelloWorldClient<::grpc_pool::__private::PooledChannel>"
-            ),
-            "{code}"
+        let tonic_client = method_fn(&file, "tonic_client");
+        assert_tokens(
+            &signature(tonic_client),
+            quote! {
+                fn tonic_client(
+                    &self,
+                    channel: ::grpc_pool::__private::PooledChannel,
+                ) -> hello_world_client::HelloWorldClient<::grpc_pool::__private::PooledChannel>
+            },
         );
+        let block = &tonic_client.block;
+        let body = compact(&quote!(#block));
         assert!(
-            code.contains("hello_world_client::HelloWorldClient::new(channel)"),
-            "{code}"
+            body.contains("hello_world_client::HelloWorldClient::new(channel)"),
+            "{body}"
         );
-        assert!(code.contains("#[derive(Clone,Debug)]"), "{code}");
     }
 
     #[test]
     fn connect_reads_the_bare_settings_item_and_defaults_to_the_service_name() {
-        let code = generated(vec![]);
-        assert!(code.contains(
-            "::grpc_pool::__private::connect_pooled(__GRPC_POOL_SETTINGS,\"pkg.v1.HelloWorld\",endpoint).await?"
-        ), "{code}");
-        assert!(
-            code.contains("impl::grpc_pool::__private::PooledClientforPooledHelloWorldClient"),
-            "{code}"
+        let file = client(&service(vec![]));
+        let connect = method_fn(&file, "connect");
+        assert_tokens(
+            &signature(connect),
+            quote! {
+                pub async fn connect(
+                    endpoint: &str,
+                ) -> ::core::result::Result<Self, ::grpc_pool::__private::PoolError>
+            },
         );
-        assert!(
-            code.contains("pubfnpool(&self)->&::grpc_pool::__private::Pool"),
-            "{code}"
+        assert_tokens(
+            &connect.block,
+            quote!({
+                let pool = ::grpc_pool::__private::connect_pooled(
+                    __GRPC_POOL_SETTINGS,
+                    "pkg.v1.HelloWorld",
+                    endpoint,
+                )
+                .await?;
+                ::core::result::Result::Ok(Self::new(pool))
+            }),
+        );
+        let trait_impl = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Impl(block) if block.trait_.is_some() => Some(block),
+                _ => None,
+            })
+            .expect("a trait impl");
+        assert_tokens(
+            trait_impl,
+            quote! {
+                impl ::grpc_pool::__private::PooledClient for PooledHelloWorldClient {
+                    fn from_pool(pool: ::grpc_pool::__private::Pool) -> Self {
+                        Self::new(pool)
+                    }
+                }
+            },
+        );
+        assert_tokens(
+            &signature(method_fn(&file, "pool")),
+            quote!(pub fn pool(&self) -> &::grpc_pool::__private::Pool),
         );
     }
 
     #[test]
     fn every_grpc_pool_path_is_absolute_and_nothing_is_imported() {
-        let code = generated(vec![
+        let s = service(vec![
             method("a", "A", false, false),
             method("b", "B", false, true),
             method("c", "C", true, false),
             method("d", "D", true, true),
         ]);
-        let file: syn::File =
-            syn::parse_str(&generate(&service(vec![])).expect("generates").to_string())
-                .expect("parses");
+        let code = compact(&generate(&s).expect("generates"));
+        let file = client(&s);
         assert!(
             file.items
                 .iter()
@@ -420,26 +362,43 @@ mod tests {
 
     #[test]
     fn with_options_are_applied_to_each_tonic_client() {
-        let code = generated(vec![method("a", "A", false, false)]);
-        for option in [
-            "send_compressed",
-            "accept_compressed",
-            "max_decoding_message_size",
-            "max_encoding_message_size",
+        let file = client_with(method("a", "A", false, false));
+        let encoding = quote!(encoding: ::grpc_pool::__private::tonic::codec::CompressionEncoding);
+        let limit = quote!(limit: usize);
+        for (option, param, arg) in [
+            ("send_compressed", &encoding, quote!(encoding)),
+            ("accept_compressed", &encoding, quote!(encoding)),
+            ("max_decoding_message_size", &limit, quote!(limit)),
+            ("max_encoding_message_size", &limit, quote!(limit)),
         ] {
-            assert!(
-                code.contains(&format!("#[must_use]pubfnwith_{option}(mutself,")),
-                "{option}: {code}"
+            let setter = format_ident!("with_{option}");
+            let option = format_ident!("{option}");
+            let f = method_fn(&file, &setter.to_string());
+            assert_tokens(&non_doc_attributes(&f.attrs), quote!(#[must_use]));
+            assert_tokens(
+                &signature(f),
+                quote!(pub fn #setter(mut self, #param) -> Self),
             );
-            assert!(
-                code.contains(&format!("self.options.{option}(")),
-                "{option}: {code}"
-            );
-            assert!(
-                code.contains(&format!("hello_world_client::HelloWorldClient::{option},")),
-                "{option}: {code}"
+            assert_tokens(
+                &f.block,
+                quote!({
+                    self.options.#option(#arg);
+                    self
+                }),
             );
         }
+        assert_tokens(
+            &method_fn(&file, "tonic_client").block,
+            quote!({
+                self.options.apply(
+                    hello_world_client::HelloWorldClient::new(channel),
+                    hello_world_client::HelloWorldClient::send_compressed,
+                    hello_world_client::HelloWorldClient::accept_compressed,
+                    hello_world_client::HelloWorldClient::max_decoding_message_size,
+                    hello_world_client::HelloWorldClient::max_encoding_message_size,
+                )
+            }),
+        );
     }
 
     #[test]
@@ -448,47 +407,51 @@ mod tests {
         m.comments.leading = vec![" Greets.".to_owned(), "No leading space.".to_owned()];
         let mut s = service(vec![m]);
         s.comments.leading = vec![" The service.".to_owned()];
-        let code = generate(&s).expect("generates").to_string();
-        assert!(code.contains("# [doc = \" The service.\"] # [doc = \"\"] # [doc = \" Pooled client for `pkg.v1.HelloWorld`"), "{code}");
-        assert!(code.contains("# [doc = \" Greets.\"] # [doc = \" No leading space.\"] # [doc = \"\"] # [doc = \" Unary `pkg.v1.HelloWorld/SayHello`"), "{code}");
-    }
-
-    #[test]
-    fn deprecated_rpc_is_deprecated_and_calls_tonic_without_warning() {
-        let mut m = method("old", "Old", false, false);
-        m.options.deprecated = Some(true);
-        let code = generated(vec![m]);
-        assert!(
-            code.contains("#[deprecated]#[allow(deprecated)]pubasyncfnold("),
-            "{code}"
+        let file = client(&s);
+        let struct_attrs = &client_struct(&file).attrs;
+        assert_tokens(
+            &attributes(&struct_attrs[..3]),
+            quote! {
+                #[doc = " The service."]
+                #[doc = ""]
+                #[doc = " Pooled client for `pkg.v1.HelloWorld`: every call runs on the least-loaded ready channel of a [`Pool`](::grpc_pool::Pool)."]
+            },
+        );
+        assert_tokens(
+            &attributes(&method_fn(&file, "say_hello").attrs),
+            quote! {
+                #[doc = " Greets."]
+                #[doc = " No leading space."]
+                #[doc = ""]
+                #[doc = " Unary `pkg.v1.HelloWorld/SayHello` on the least-loaded ready channel."]
+            },
         );
     }
 
     #[test]
-    fn rpc_colliding_with_a_client_method_is_rejected_with_its_names() {
-        for name in [
-            "new",
-            "connect",
-            "pool",
-            "with_send_compressed",
-            "tonic_client",
-        ] {
-            let err = generate(&service(vec![method(name, "X", false, false)])).expect_err(name);
-            assert!(
-                err.contains(&format!("would become method `{name}`")),
-                "{err}"
-            );
-            assert!(err.contains("PooledHelloWorldClient"), "{err}");
-        }
+    fn client_docs_state_the_runtime_retry_bound() {
+        let file = client(&service(vec![]));
+        let docs = doc_text(&client_struct(&file).attrs).replace('\n', "");
+        assert!(
+            docs.contains(&format!(
+                " A unary or server-streaming call the server provably never saw is retried {}, \
+                 each time on another connection;",
+                retry_bound()
+            )),
+            "{docs}"
+        );
     }
 
     #[test]
     fn service_without_rpcs_still_compiles_quietly() {
-        let code = generated(vec![]);
-        assert!(
-            code.contains("#[allow(dead_code)]fntonic_client("),
-            "{code}"
+        let file = client(&service(vec![]));
+        assert_tokens(
+            &attributes(&method_fn(&file, "tonic_client").attrs),
+            quote!(#[allow(dead_code)]),
         );
+        // With an RPC the helper is used: no lint to silence.
+        let file = client_with(method("a", "A", false, false));
+        assert!(method_fn(&file, "tonic_client").attrs.is_empty());
     }
 
     #[test]
