@@ -132,8 +132,9 @@ impl Builder {
     /// # Errors
     ///
     /// A missing file, a syntax error, an unknown import or type (as `file:line:column:
-    /// message`), an RPC name that collides with the pooled client's own methods, or an I/O
-    /// error writing the output.
+    /// message`), an RPC name that collides with the pooled client's own methods, a message
+    /// type that is not a Rust type, `OUT_DIR` unset without [`out_dir`](Self::out_dir), or an
+    /// I/O error writing the output.
     pub fn compile_protos<P, I>(self, protos: &[P], includes: &[I]) -> io::Result<()>
     where
         P: AsRef<Path>,

@@ -26,34 +26,49 @@
 //! Protos are parsed by [`protox`] (pure Rust, no `protoc`); `google/protobuf/*.proto` can be
 //! imported without shipping them. Messages, `x_client` and `x_server` are tonic-prost-build's
 //! output, unchanged. `PooledXClient` is generated from the same service descriptions tonic's
-//! generator receives (tonic's text is never re-parsed); it names only
-//! `::grpc_pool::__private::...`, so it needs no imports in the user's module.
+//! generator receives (tonic's text is never re-parsed); it reaches grpc-pool and tonic only
+//! through `::grpc_pool::__private::...`, so it needs no imports in the user's module.
 //!
 //! Errors are `std::io::Error`s; a bad proto reports `file:line:column: message`.
 //!
 //! # What a generated call does
 //!
-//! - **Unary** methods call `grpc_pool`'s unary helper: it checks out the least-loaded READY
-//!   channel, builds tonic's `XClient` over it (with the client's `with_*` options) and makes
-//!   the call. If the call fails in a way that proves the server **never saw** the request, it
-//!   is retried once on another READY channel with a clone of the message and metadata:
-//!   the connection failed before the request was written; the server refused the stream
-//!   (HTTP/2 `REFUSED_STREAM`); or a GOAWAY's last-stream-id is below the call's stream. Any
-//!   other failure (including timeouts and resets after the request was sent) is returned
-//!   unchanged: a call that may have run is never retried.
-//! - **Streaming** methods (server, client, bidi) check out a channel once and keep it until
-//!   the stream ends or is dropped; they are never retried.
+//! - **Unary** and **server-streaming** methods (one request message) call `grpc_pool`'s
+//!   unary helper: it checks out the least-loaded READY channel, builds tonic's `XClient` over
+//!   it (with the client's `with_*` options) and makes the call. If the call fails in a way
+//!   that proves the server **never saw** the request, it is retried up to 3 times, each time
+//!   on another connection, with a clone of the message and metadata: the connection failed
+//!   before the request was written; it closed or stopped taking requests before the request
+//!   reached HTTP/2; the server refused the stream (HTTP/2 `REFUSED_STREAM`); or a GOAWAY's
+//!   last-stream-id is below the call's stream. When no other connection is ready in time,
+//!   the call's own error is returned. Any other failure (including timeouts and resets after
+//!   the request was sent) is returned unchanged: a call that may have run is never retried.
+//!   A server stream is retried only until its response starts; then it keeps its channel
+//!   until it ends or is dropped.
+//! - **Client-streaming** and **bidirectional** methods check out a channel once and keep it
+//!   until the call ends or is dropped; they are never retried, since a stream's messages
+//!   cannot be sent twice.
 //!
 //! # Limits
 //!
 //! `PooledXClient` wraps tonic's client, so [`Builder::build_client`]`(false)` also turns it
 //! off. An RPC whose Rust name equals one of the client's own methods (`new`, `connect`,
-//! `pool`, `with_*`) is reported as an error naming it.
+//! `pool`, `with_send_compressed`, `with_accept_compressed`, `with_max_decoding_message_size`,
+//! `with_max_encoding_message_size`, or the private `tonic_client`) is reported as an error
+//! naming it.
 
 mod builder;
 mod error;
 mod generator;
+mod methods;
 mod pooled_client;
+// The runtime's table of settings, for the transparent-retry count the generated docs state.
+// The file belongs to the runtime crate, which formats it.
+#[path = "../../pool-runtime/src/rules.rs"]
+#[rustfmt::skip]
+mod rules;
+#[cfg(test)]
+mod testing;
 
 pub use builder::Builder;
 
@@ -79,4 +94,24 @@ where
     I: AsRef<Path>,
 {
     configure().compile_protos(protos, includes)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The crate docs above state the retry count by hand (a `//!` comment cannot name a
+    /// constant); this keeps them in step with the runtime's.
+    #[test]
+    fn crate_docs_state_the_runtime_retry_bound() {
+        let docs = include_str!("lib.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//!"))
+            .flat_map(str::split_whitespace)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sentence = format!(
+            "retried {}, each time on another connection",
+            crate::methods::retry_bound()
+        );
+        assert!(docs.contains(&sentence), "crate docs must say `{sentence}`");
+    }
 }

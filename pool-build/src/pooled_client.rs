@@ -1,27 +1,27 @@
-//! Token generation of `PooledXClient` for one service.
+//! Token generation of `PooledXClient` for one service: the struct, its constructors, its
+//! `with_*` options and the helper that builds tonic's client for a call. The RPC methods,
+//! one function per call shape, are in [`crate::methods`].
 //!
 //! Input is prost-build's [`Service`] (the same value tonic's generator receives), output is a
-//! `TokenStream` appended after tonic's `x_client` module in the package's file. Everything the
-//! generated code names goes through `::grpc_pool::__private`, except the message types (paths
-//! relative to the package module, exactly as prost resolved them) and tonic's client module
-//! (a sibling module in the same file).
+//! `TokenStream` appended after tonic's `x_client` module in the package's file. The generated
+//! code names the library only through `::grpc_pool::__private` (and `::grpc_pool::Pool` in a
+//! doc link) and the standard library only through `::core`, so it needs no imports. Three
+//! names are relative to the package module: the message types (exactly as prost resolved
+//! them), tonic's client module (a sibling module in the same file) and
+//! `__GRPC_POOL_SETTINGS` (the `#[grpc_pool]` attribute's item, or the package file's fallback
+//! import, see [`crate::generator`]).
 
 use proc_macro2::TokenStream;
-use prost_build::{Method, Service};
+use prost_build::Service;
 use quote::{format_ident, quote};
 
-/// Methods every `PooledXClient` defines itself; an RPC whose Rust name is one of these
-/// cannot be generated next to them.
-const RESERVED_METHOD_NAMES: &[&str] = &[
-    "new",
-    "connect",
-    "pool",
-    "with_send_compressed",
-    "with_accept_compressed",
-    "with_max_decoding_message_size",
-    "with_max_encoding_message_size",
-    "tonic_client",
-];
+use crate::methods::{self, retry_bound};
+
+/// The runtime's support module, the one path through which generated code reaches
+/// `grpc_pool`.
+pub(crate) fn runtime() -> TokenStream {
+    quote!(::grpc_pool::__private)
+}
 
 /// The fully-qualified protobuf name of a service (`users.v1.Users`), used as the default
 /// pool name and in docs.
@@ -45,44 +45,19 @@ pub(crate) fn pooled_client_name(service: &Service) -> String {
 pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
     let full_name = full_service_name(service);
     let pooled = format_ident!("{}", pooled_client_name(service));
-    let tonic_mod = format_ident!("{}_client", naive_snake_case(&service.name));
-    let tonic_client = format_ident!("{}Client", service.name);
-    let p = quote!(::grpc_pool::__private);
+    let p = runtime();
 
-    let service_docs = doc_lines(&service.comments.leading);
-    let blank_doc = if service.comments.leading.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(#[doc = ""])
-    };
-    let summary = format!(
-        " Pooled client for `{full_name}`: every call runs on the least-loaded ready channel of a \
-         [`Pool`](::grpc_pool::Pool)."
-    );
-    let connect_doc = format!(
-        " Connects to `endpoint` through the pool of this module's `#[grpc_pool]` attribute, or, \
-         without one, a pool named `{full_name}` with the library defaults; reuses that pool if it \
-         already runs with the same endpoint."
-    );
-
-    let mut methods = Vec::with_capacity(service.methods.len());
+    let mut rpcs = Vec::with_capacity(service.methods.len());
     for method in &service.methods {
-        methods.push(generate_method(service, method, &full_name)?);
+        rpcs.push(methods::generate(service, method, &full_name)?);
     }
-    // A service without RPCs never builds a tonic client; keep the helper anyway (and quiet).
-    let helper_allow = if service.methods.is_empty() {
-        quote!(#[allow(dead_code)])
-    } else {
-        TokenStream::new()
-    };
+    let docs = struct_docs(service, &full_name);
+    let constructors = constructors(&full_name);
+    let option_setters = option_setters();
+    let tonic_client = tonic_client(service);
 
     Ok(quote! {
-        #service_docs
-        #blank_doc
-        #[doc = #summary]
-        #[doc = ""]
-        #[doc = " Cheap to clone: clones share the pool. Unary calls the server provably never saw"]
-        #[doc = " are retried once on another channel; streams keep their channel until they end."]
+        #docs
         #[derive(Clone, Debug)]
         pub struct #pooled {
             pool: #p::Pool,
@@ -90,67 +65,10 @@ pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
         }
 
         impl #pooled {
-            /// Creates a client whose calls run on `pool`'s channels.
-            pub fn new(pool: #p::Pool) -> Self {
-                Self { pool, options: #p::ClientOptions::new() }
-            }
-
-            #[doc = #connect_doc]
-            ///
-            /// # Errors
-            ///
-            /// The pool could not start (no channel became ready), or a pool of the same name
-            /// already runs with another endpoint.
-            pub async fn connect(endpoint: &str) -> ::core::result::Result<Self, #p::PoolError> {
-                let pool = #p::connect_pooled(__GRPC_POOL_SETTINGS, #full_name, endpoint).await?;
-                ::core::result::Result::Ok(Self::new(pool))
-            }
-
-            /// The pool this client sends its calls through.
-            pub fn pool(&self) -> &#p::Pool {
-                &self.pool
-            }
-
-            /// Compresses requests with `encoding` (the server must support it).
-            #[must_use]
-            pub fn with_send_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
-                self.options.send_compressed(encoding);
-                self
-            }
-
-            /// Accepts responses compressed with `encoding`.
-            #[must_use]
-            pub fn with_accept_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
-                self.options.accept_compressed(encoding);
-                self
-            }
-
-            /// Limits the size of a decoded response message (tonic's default: 4 MiB).
-            #[must_use]
-            pub fn with_max_decoding_message_size(mut self, limit: usize) -> Self {
-                self.options.max_decoding_message_size(limit);
-                self
-            }
-
-            /// Limits the size of an encoded request message (tonic's default: `usize::MAX`).
-            #[must_use]
-            pub fn with_max_encoding_message_size(mut self, limit: usize) -> Self {
-                self.options.max_encoding_message_size(limit);
-                self
-            }
-
-            #helper_allow
-            fn tonic_client(&self, channel: #p::PooledChannel) -> #tonic_mod::#tonic_client<#p::PooledChannel> {
-                self.options.apply(
-                    #tonic_mod::#tonic_client::new(channel),
-                    #tonic_mod::#tonic_client::send_compressed,
-                    #tonic_mod::#tonic_client::accept_compressed,
-                    #tonic_mod::#tonic_client::max_decoding_message_size,
-                    #tonic_mod::#tonic_client::max_encoding_message_size,
-                )
-            }
-
-            #(#methods)*
+            #constructors
+            #option_setters
+            #tonic_client
+            #(#rpcs)*
         }
 
         impl #p::PooledClient for #pooled {
@@ -161,118 +79,132 @@ pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
     })
 }
 
-fn generate_method(
-    service: &Service,
-    method: &Method,
-    full_name: &str,
-) -> Result<TokenStream, String> {
-    if RESERVED_METHOD_NAMES.contains(&method.name.as_str()) {
-        return Err(format!(
-            "rpc `{full_name}.{}` would become method `{}`, which `{}` already defines; rename the \
-             rpc or turn the pooled client off with `build_pooled_client(false)`",
-            method.proto_name,
-            method.name,
-            pooled_client_name(service),
-        ));
-    }
-    let p = quote!(::grpc_pool::__private);
-    let ident = format_ident!("{}", method.name);
-    let request = rust_type(&method.input_type, full_name, &method.proto_name)?;
-    let response = rust_type(&method.output_type, full_name, &method.proto_name)?;
-    let docs = doc_lines(&method.comments.leading);
-    let deprecated = if method.options.deprecated() {
-        quote!(#[deprecated] #[allow(deprecated)])
-    } else {
-        TokenStream::new()
-    };
-    let kind_doc = match (method.client_streaming, method.server_streaming) {
-        (false, false) => format!(
-            " Unary `{full_name}/{}` on the least-loaded ready channel.",
-            method.proto_name
-        ),
-        (false, true) => format!(
-            " Server-streaming `{full_name}/{}`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another channel, as for unary calls.",
-            method.proto_name
-        ),
-        (true, false) => format!(
-            " Client-streaming `{full_name}/{}`: the call keeps its channel until it ends.",
-            method.proto_name
-        ),
-        (true, true) => format!(
-            " Bidirectional `{full_name}/{}`: the call keeps its channel until it ends.",
-            method.proto_name
-        ),
-    };
-    let separator = if method.comments.leading.is_empty() {
+/// The struct's docs: the proto comment, then what the client does with a call.
+fn struct_docs(service: &Service, full_name: &str) -> TokenStream {
+    let proto_docs = doc_lines(&service.comments.leading);
+    let blank = if service.comments.leading.is_empty() {
         TokenStream::new()
     } else {
         quote!(#[doc = ""])
     };
-    let attrs = quote! { #docs #separator #[doc = #kind_doc] #deprecated };
-
-    // One request message (unary, server streaming): retried like a unary call if it was
-    // never sent. The two differ only in the response type.
-    let single_response = if method.server_streaming {
-        quote!(#p::tonic::codec::Streaming<#response>)
-    } else {
-        quote!(#response)
-    };
-    let tokens = match (method.client_streaming, method.server_streaming) {
-        (false, _) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoRequest<#request>,
-            ) -> ::core::result::Result<#p::tonic::Response<#single_response>, #p::tonic::Status> {
-                #p::unary(
-                    &self.pool,
-                    #p::tonic::IntoRequest::into_request(request),
-                    |channel, request| {
-                        let mut client = self.tonic_client(channel);
-                        async move { client.#ident(request).await }
-                    },
-                )
-                .await
-            }
-        },
-        (true, false) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
-            ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-                let channel = #p::checkout_for_stream(&self.pool).await?;
-                self.tonic_client(channel).#ident(request).await
-            }
-        },
-        (true, true) => quote! {
-            #attrs
-            pub async fn #ident(
-                &self,
-                request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
-            ) -> ::core::result::Result<
-                #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
-                #p::tonic::Status,
-            > {
-                let channel = #p::checkout_for_stream(&self.pool).await?;
-                self.tonic_client(channel).#ident(request).await
-            }
-        },
-    };
-    Ok(tokens)
+    let summary = format!(
+        " Pooled client for `{full_name}`: every call runs on the least-loaded ready channel of a \
+         [`Pool`](::grpc_pool::Pool)."
+    );
+    let retries = format!(
+        " provably never saw is retried {}, each time on another connection; streams keep",
+        retry_bound()
+    );
+    quote! {
+        #proto_docs
+        #blank
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = " Cheap to clone: clones share the pool. A unary or server-streaming call the server"]
+        #[doc = #retries]
+        #[doc = " their channel until they end."]
+    }
 }
 
-/// Parses a message type as prost resolved it, relative to the package module
-/// (`HelloRequest`, `super::common::Id`, `::prost_types::Timestamp`, `()`).
-fn rust_type(path: &str, service: &str, rpc: &str) -> Result<syn::Type, String> {
-    syn::parse_str::<syn::Type>(path).map_err(|err| {
-        format!("rpc `{service}.{rpc}`: message type `{path}` is not a Rust type ({err})")
-    })
+/// `new`, `connect` (through the module's pool settings, default pool name `full_name`) and
+/// `pool`.
+fn constructors(full_name: &str) -> TokenStream {
+    let p = runtime();
+    let connect_doc = format!(
+        " Connects to `endpoint` through the pool of this module's `#[grpc_pool]` attribute, or, \
+         without one, a pool named `{full_name}` with the library defaults; reuses that pool if it \
+         already runs with the same endpoint."
+    );
+    quote! {
+        /// Creates a client whose calls run on `pool`'s channels.
+        pub fn new(pool: #p::Pool) -> Self {
+            Self { pool, options: #p::ClientOptions::new() }
+        }
+
+        #[doc = #connect_doc]
+        ///
+        /// # Errors
+        ///
+        /// The pool could not start (no channel became ready), or a pool of the same name
+        /// already runs with another endpoint.
+        pub async fn connect(endpoint: &str) -> ::core::result::Result<Self, #p::PoolError> {
+            let pool = #p::connect_pooled(__GRPC_POOL_SETTINGS, #full_name, endpoint).await?;
+            ::core::result::Result::Ok(Self::new(pool))
+        }
+
+        /// The pool this client sends its calls through.
+        pub fn pool(&self) -> &#p::Pool {
+            &self.pool
+        }
+    }
+}
+
+/// The `with_*` options of tonic's clients, recorded in the client's `ClientOptions`; they
+/// reach tonic through [`tonic_client`].
+fn option_setters() -> TokenStream {
+    let p = runtime();
+    quote! {
+        /// Compresses requests with `encoding` (the server must support it).
+        #[must_use]
+        pub fn with_send_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
+            self.options.send_compressed(encoding);
+            self
+        }
+
+        /// Accepts responses compressed with `encoding`.
+        #[must_use]
+        pub fn with_accept_compressed(mut self, encoding: #p::tonic::codec::CompressionEncoding) -> Self {
+            self.options.accept_compressed(encoding);
+            self
+        }
+
+        /// Limits the size of a decoded response message (tonic's default: 4 MiB).
+        #[must_use]
+        pub fn with_max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.options.max_decoding_message_size(limit);
+            self
+        }
+
+        /// Limits the size of an encoded request message (tonic's default: `usize::MAX`).
+        #[must_use]
+        pub fn with_max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.options.max_encoding_message_size(limit);
+            self
+        }
+    }
+}
+
+/// The private `tonic_client(channel)` every RPC method calls: tonic's client over one pooled
+/// channel, with the options applied. tonic's clients share no trait, so the generated code
+/// hands tonic's own builder methods to `ClientOptions::apply`, which calls those that were
+/// set.
+fn tonic_client(service: &Service) -> TokenStream {
+    let p = runtime();
+    let module = format_ident!("{}_client", naive_snake_case(&service.name));
+    let client = format_ident!("{}Client", service.name);
+    // A service without RPCs never builds a tonic client; keep the helper anyway (and quiet).
+    let allow = if service.methods.is_empty() {
+        quote!(#[allow(dead_code)])
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        #allow
+        fn tonic_client(&self, channel: #p::PooledChannel) -> #module::#client<#p::PooledChannel> {
+            self.options.apply(
+                #module::#client::new(channel),
+                #module::#client::send_compressed,
+                #module::#client::accept_compressed,
+                #module::#client::max_decoding_message_size,
+                #module::#client::max_encoding_message_size,
+            )
+        }
+    }
 }
 
 /// `#[doc = " line"]` per comment line, like tonic (a leading space keeps rustdoc's markdown
 /// indentation right).
-fn doc_lines(lines: &[String]) -> TokenStream {
+pub(crate) fn doc_lines(lines: &[String]) -> TokenStream {
     let docs = lines.iter().map(|line| {
         let line = if line.starts_with(' ') || line.is_empty() {
             line.clone()
@@ -303,171 +235,113 @@ pub(crate) fn naive_snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_build::Comments;
+    use crate::testing::{
+        assert_tokens, attributes, client, client_with, compact, doc_text, method, method_fn,
+        non_doc_attributes, service, signature,
+    };
 
-    fn method(
-        name: &str,
-        proto_name: &str,
-        client_streaming: bool,
-        server_streaming: bool,
-    ) -> Method {
-        Method {
-            name: name.to_owned(),
-            proto_name: proto_name.to_owned(),
-            comments: Comments::default(),
-            input_type: "HelloRequest".to_owned(),
-            output_type: "super::common::HelloReply".to_owned(),
-            input_proto_type: ".pkg.v1.HelloRequest".to_owned(),
-            output_proto_type: ".pkg.common.HelloReply".to_owned(),
-            options: prost_types::MethodOptions::default(),
-            client_streaming,
-            server_streaming,
-        }
-    }
-
-    fn service(methods: Vec<Method>) -> Service {
-        Service {
-            name: "HelloWorld".to_owned(),
-            proto_name: "HelloWorld".to_owned(),
-            package: "pkg.v1".to_owned(),
-            comments: Comments::default(),
-            methods,
-            options: prost_types::ServiceOptions::default(),
-        }
-    }
-
-    /// Token text with whitespace removed, so assertions do not depend on spacing.
-    fn compact(tokens: &TokenStream) -> String {
-        tokens
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect()
-    }
-
-    fn generated(methods: Vec<Method>) -> String {
-        compact(&generate(&service(methods)).expect("generates"))
-    }
-
-    #[test]
-    fn unary_rpc_goes_through_runtime_unary_with_tonics_client() {
-        let code = generated(vec![method("say_hello", "SayHello", false, false)]);
-        assert!(code.contains(
-            "pubasyncfnsay_hello(&self,request:impl::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,)"
-        ), "{code}");
-        assert!(
-            code.contains("::grpc_pool::__private::unary(&self.pool,"),
-            "{code}"
-        );
-        assert!(code.contains("letmutclient=self.tonic_client(channel);asyncmove{client.say_hello(request).await}"), "{code}");
-        assert!(code.contains(
-            "Result<::grpc_pool::__private::tonic::Response<super::common::HelloReply>,::grpc_pool::__private::tonic::Status>"
-        ), "{code}");
-    }
-
-    #[test]
-    fn server_streaming_rpc_is_retried_like_unary_and_returns_streaming() {
-        let code = generated(vec![method("watch", "Watch", false, true)]);
-        assert!(
-            code.contains("::grpc_pool::__private::unary(&self.pool,"),
-            "{code}"
-        );
-        assert!(
-            code.contains(
-                "letmutclient=self.tonic_client(channel);asyncmove{client.watch(request).await}"
-            ),
-            "{code}"
-        );
-        assert!(
-            code.contains(
-                "::grpc_pool::__private::tonic::codec::Streaming<super::common::HelloReply>"
-            ),
-            "{code}"
-        );
-        assert!(
-            code.contains("request:impl::grpc_pool::__private::tonic::IntoRequest<HelloRequest>"),
-            "{code}"
-        );
-        assert!(!code.contains("checkout_for_stream"), "{code}");
-    }
-
-    #[test]
-    fn client_and_bidi_streaming_rpcs_take_into_streaming_request() {
-        let code = generated(vec![
-            method("upload", "Upload", true, false),
-            method("chat", "Chat", true, true),
-        ]);
-        assert_eq!(
-            code.matches("request:impl::grpc_pool::__private::tonic::IntoStreamingRequest<Message=HelloRequest>").count(),
-            2,
-            "{code}"
-        );
-        assert!(
-            code.contains("self.tonic_client(channel).upload(request).await"),
-            "{code}"
-        );
-        assert!(
-            code.contains("self.tonic_client(channel).chat(request).await"),
-            "{code}"
-        );
-        // Only bidi returns a stream.
-        assert_eq!(code.matches("codec::Streaming<").count(), 1, "{code}");
-    }
-
-    #[test]
-    fn keyword_rpc_becomes_a_raw_identifier() {
-        let code = generated(vec![method("r#type", "Type", false, false)]);
-        assert!(code.contains("pubasyncfnr#type("), "{code}");
-        assert!(code.contains("client.r#type(request)"), "{code}");
+    /// The generated struct.
+    fn client_struct(file: &syn::File) -> &syn::ItemStruct {
+        file.items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Struct(s) => Some(s),
+                _ => None,
+            })
+            .expect("a struct")
     }
 
     #[test]
     fn client_wraps_tonics_sibling_module_named_like_tonic() {
-        let code = generated(vec![method("say_hello", "SayHello", false, false)]);
-        assert!(
-            code.contains("pubstructPooledHelloWorldClient{pool:::grpc_pool::__private::Pool,"),
-            "{code}"
+        let file = client_with(method("say_hello", "SayHello", false, false));
+        let mut item = client_struct(&file).clone();
+        item.attrs.retain(|attr| !attr.path().is_ident("doc"));
+        assert_tokens(
+            &item,
+            quote! {
+                #[derive(Clone, Debug)]
+                pub struct PooledHelloWorldClient {
+                    pool: ::grpc_pool::__private::Pool,
+                    options: ::grpc_pool::__private::ClientOptions,
+                }
+            },
         );
-        assert!(
-            code.contains(
-                "->hello_world_client::HelloWorldClient<::grpc_pool::__private::PooledChannel>"
-            ),
-            "{code}"
+        let tonic_client = method_fn(&file, "tonic_client");
+        assert_tokens(
+            &signature(tonic_client),
+            quote! {
+                fn tonic_client(
+                    &self,
+                    channel: ::grpc_pool::__private::PooledChannel,
+                ) -> hello_world_client::HelloWorldClient<::grpc_pool::__private::PooledChannel>
+            },
         );
+        let block = &tonic_client.block;
+        let body = compact(&quote!(#block));
         assert!(
-            code.contains("hello_world_client::HelloWorldClient::new(channel)"),
-            "{code}"
+            body.contains("hello_world_client::HelloWorldClient::new(channel)"),
+            "{body}"
         );
-        assert!(code.contains("#[derive(Clone,Debug)]"), "{code}");
     }
 
     #[test]
     fn connect_reads_the_bare_settings_item_and_defaults_to_the_service_name() {
-        let code = generated(vec![]);
-        assert!(code.contains(
-            "::grpc_pool::__private::connect_pooled(__GRPC_POOL_SETTINGS,\"pkg.v1.HelloWorld\",endpoint).await?"
-        ), "{code}");
-        assert!(
-            code.contains("impl::grpc_pool::__private::PooledClientforPooledHelloWorldClient"),
-            "{code}"
+        let file = client(&service(vec![]));
+        let connect = method_fn(&file, "connect");
+        assert_tokens(
+            &signature(connect),
+            quote! {
+                pub async fn connect(
+                    endpoint: &str,
+                ) -> ::core::result::Result<Self, ::grpc_pool::__private::PoolError>
+            },
         );
-        assert!(
-            code.contains("pubfnpool(&self)->&::grpc_pool::__private::Pool"),
-            "{code}"
+        assert_tokens(
+            &connect.block,
+            quote!({
+                let pool = ::grpc_pool::__private::connect_pooled(
+                    __GRPC_POOL_SETTINGS,
+                    "pkg.v1.HelloWorld",
+                    endpoint,
+                )
+                .await?;
+                ::core::result::Result::Ok(Self::new(pool))
+            }),
+        );
+        let trait_impl = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Impl(block) if block.trait_.is_some() => Some(block),
+                _ => None,
+            })
+            .expect("a trait impl");
+        assert_tokens(
+            trait_impl,
+            quote! {
+                impl ::grpc_pool::__private::PooledClient for PooledHelloWorldClient {
+                    fn from_pool(pool: ::grpc_pool::__private::Pool) -> Self {
+                        Self::new(pool)
+                    }
+                }
+            },
+        );
+        assert_tokens(
+            &signature(method_fn(&file, "pool")),
+            quote!(pub fn pool(&self) -> &::grpc_pool::__private::Pool),
         );
     }
 
     #[test]
     fn every_grpc_pool_path_is_absolute_and_nothing_is_imported() {
-        let code = generated(vec![
+        let s = service(vec![
             method("a", "A", false, false),
             method("b", "B", false, true),
             method("c", "C", true, false),
             method("d", "D", true, true),
         ]);
-        let file: syn::File =
-            syn::parse_str(&generate(&service(vec![])).expect("generates").to_string())
-                .expect("parses");
+        let code = compact(&generate(&s).expect("generates"));
+        let file = client(&s);
         assert!(
             file.items
                 .iter()
@@ -488,26 +362,43 @@ mod tests {
 
     #[test]
     fn with_options_are_applied_to_each_tonic_client() {
-        let code = generated(vec![method("a", "A", false, false)]);
-        for option in [
-            "send_compressed",
-            "accept_compressed",
-            "max_decoding_message_size",
-            "max_encoding_message_size",
+        let file = client_with(method("a", "A", false, false));
+        let encoding = quote!(encoding: ::grpc_pool::__private::tonic::codec::CompressionEncoding);
+        let limit = quote!(limit: usize);
+        for (option, param, arg) in [
+            ("send_compressed", &encoding, quote!(encoding)),
+            ("accept_compressed", &encoding, quote!(encoding)),
+            ("max_decoding_message_size", &limit, quote!(limit)),
+            ("max_encoding_message_size", &limit, quote!(limit)),
         ] {
-            assert!(
-                code.contains(&format!("#[must_use]pubfnwith_{option}(mutself,")),
-                "{option}: {code}"
+            let setter = format_ident!("with_{option}");
+            let option = format_ident!("{option}");
+            let f = method_fn(&file, &setter.to_string());
+            assert_tokens(&non_doc_attributes(&f.attrs), quote!(#[must_use]));
+            assert_tokens(
+                &signature(f),
+                quote!(pub fn #setter(mut self, #param) -> Self),
             );
-            assert!(
-                code.contains(&format!("self.options.{option}(")),
-                "{option}: {code}"
-            );
-            assert!(
-                code.contains(&format!("hello_world_client::HelloWorldClient::{option},")),
-                "{option}: {code}"
+            assert_tokens(
+                &f.block,
+                quote!({
+                    self.options.#option(#arg);
+                    self
+                }),
             );
         }
+        assert_tokens(
+            &method_fn(&file, "tonic_client").block,
+            quote!({
+                self.options.apply(
+                    hello_world_client::HelloWorldClient::new(channel),
+                    hello_world_client::HelloWorldClient::send_compressed,
+                    hello_world_client::HelloWorldClient::accept_compressed,
+                    hello_world_client::HelloWorldClient::max_decoding_message_size,
+                    hello_world_client::HelloWorldClient::max_encoding_message_size,
+                )
+            }),
+        );
     }
 
     #[test]
@@ -516,47 +407,51 @@ mod tests {
         m.comments.leading = vec![" Greets.".to_owned(), "No leading space.".to_owned()];
         let mut s = service(vec![m]);
         s.comments.leading = vec![" The service.".to_owned()];
-        let code = generate(&s).expect("generates").to_string();
-        assert!(code.contains("# [doc = \" The service.\"] # [doc = \"\"] # [doc = \" Pooled client for `pkg.v1.HelloWorld`"), "{code}");
-        assert!(code.contains("# [doc = \" Greets.\"] # [doc = \" No leading space.\"] # [doc = \"\"] # [doc = \" Unary `pkg.v1.HelloWorld/SayHello`"), "{code}");
-    }
-
-    #[test]
-    fn deprecated_rpc_is_deprecated_and_calls_tonic_without_warning() {
-        let mut m = method("old", "Old", false, false);
-        m.options.deprecated = Some(true);
-        let code = generated(vec![m]);
-        assert!(
-            code.contains("#[deprecated]#[allow(deprecated)]pubasyncfnold("),
-            "{code}"
+        let file = client(&s);
+        let struct_attrs = &client_struct(&file).attrs;
+        assert_tokens(
+            &attributes(&struct_attrs[..3]),
+            quote! {
+                #[doc = " The service."]
+                #[doc = ""]
+                #[doc = " Pooled client for `pkg.v1.HelloWorld`: every call runs on the least-loaded ready channel of a [`Pool`](::grpc_pool::Pool)."]
+            },
+        );
+        assert_tokens(
+            &attributes(&method_fn(&file, "say_hello").attrs),
+            quote! {
+                #[doc = " Greets."]
+                #[doc = " No leading space."]
+                #[doc = ""]
+                #[doc = " Unary `pkg.v1.HelloWorld/SayHello` on the least-loaded ready channel."]
+            },
         );
     }
 
     #[test]
-    fn rpc_colliding_with_a_client_method_is_rejected_with_its_names() {
-        for name in [
-            "new",
-            "connect",
-            "pool",
-            "with_send_compressed",
-            "tonic_client",
-        ] {
-            let err = generate(&service(vec![method(name, "X", false, false)])).expect_err(name);
-            assert!(
-                err.contains(&format!("would become method `{name}`")),
-                "{err}"
-            );
-            assert!(err.contains("PooledHelloWorldClient"), "{err}");
-        }
+    fn client_docs_state_the_runtime_retry_bound() {
+        let file = client(&service(vec![]));
+        let docs = doc_text(&client_struct(&file).attrs).replace('\n', "");
+        assert!(
+            docs.contains(&format!(
+                " A unary or server-streaming call the server provably never saw is retried {}, \
+                 each time on another connection;",
+                retry_bound()
+            )),
+            "{docs}"
+        );
     }
 
     #[test]
     fn service_without_rpcs_still_compiles_quietly() {
-        let code = generated(vec![]);
-        assert!(
-            code.contains("#[allow(dead_code)]fntonic_client("),
-            "{code}"
+        let file = client(&service(vec![]));
+        assert_tokens(
+            &attributes(&method_fn(&file, "tonic_client").attrs),
+            quote!(#[allow(dead_code)]),
         );
+        // With an RPC the helper is used: no lint to silence.
+        let file = client_with(method("a", "A", false, false));
+        assert!(method_fn(&file, "tonic_client").attrs.is_empty());
     }
 
     #[test]

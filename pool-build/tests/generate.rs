@@ -6,7 +6,7 @@ fn protos() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protos")
 }
 
-/// Runs the builder into a fresh directory and returns `(dir, contents of <package>.rs)`.
+/// Runs the builder into a fresh directory and returns the contents of `<package>.rs`.
 fn generate(builder: grpc_pool_build::Builder, proto: &str, package: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     builder

@@ -609,8 +609,9 @@ pub mod greeter_server {
 ///
 /// Pooled client for `golden.v1.Greeter`: every call runs on the least-loaded ready channel of a [`Pool`](::grpc_pool::Pool).
 ///
-/// Cheap to clone: clones share the pool. Unary calls the server provably never saw
-/// are retried once on another channel; streams keep their channel until they end.
+/// Cheap to clone: clones share the pool. A unary or server-streaming call the server
+/// provably never saw is retried up to 3 times, each time on another connection; streams keep
+/// their channel until they end.
 #[derive(Clone, Debug)]
 pub struct PooledGreeterClient {
     pool: ::grpc_pool::__private::Pool,
@@ -710,7 +711,7 @@ impl PooledGreeterClient {
     }
     /// Greets many times.
     ///
-    /// Server-streaming `golden.v1.Greeter/LotsOfReplies`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another channel, as for unary calls.
+    /// Server-streaming `golden.v1.Greeter/LotsOfReplies`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another connection, up to 3 times, as for unary calls.
     pub async fn lots_of_replies(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
