@@ -2,10 +2,14 @@
 //! `#[grpc_pool::grpc_pool(...)]`; its documentation lives there.
 //!
 //! Split as parse (keys) -> validate (values, spanned errors) -> expand (`POOL` and the hidden
-//! settings item read by generated `PooledXClient::connect`).
+//! settings item read by generated `PooledXClient::connect`). The keys are one table (`keys`);
+//! their values are checked against the runtime's own rules (`rules`, the runtime's file).
 
 mod expand;
+mod keys;
 mod parse;
+#[path = "../../pool-runtime/src/rules.rs"]
+mod rules;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -86,22 +90,7 @@ mod tests {
             ping_interval = "off"
         ));
         assert!(out.starts_with("pubmodusers{pubstructExisting;"), "{out}");
-        assert!(out.contains("pubstaticPOOL:::grpc_pool::NamedPool=::grpc_pool::NamedPool::new(\"users\",::grpc_pool::__private::PoolDefaults{"), "{out}");
-        assert!(
-            out.contains("size:::core::option::Option::Some(5usize)"),
-            "{out}"
-        );
-        assert!(out.contains("checkout_timeout:::core::option::Option::Some(::core::time::Duration::new(2u64,0u32))"), "{out}");
-        assert!(
-            out.contains(
-                "ping_interval:::core::option::Option::Some(::core::option::Option::None)"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("..::grpc_pool::__private::PoolDefaults::EMPTY"),
-            "{out}"
-        );
+        assert!(out.contains("pubstaticPOOL:::grpc_pool::NamedPool=::grpc_pool::NamedPool::new(\"users\",::grpc_pool::__private::PoolDefaults::new(::core::option::Option::None,|b|b.size(5usize).checkout_timeout(::core::time::Duration::new(2u64,0u32)).ping_interval(::core::option::Option::None)),);"), "{out}");
         assert!(out.contains("pub(crate)static__GRPC_POOL_SETTINGS:::grpc_pool::__private::Settings=::core::option::Option::Some(&POOL);"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
@@ -116,17 +105,15 @@ mod tests {
             env = "USERS"
         ));
         assert!(
-            out.contains("endpoints:&[\"http://a:1\",\"https://b:2\"]"),
+            out.contains(".endpoint(\"http://a:1\").endpoint(\"https://b:2\")"),
             "{out}"
         );
         assert!(
-            out.contains(
-                "preset:::core::option::Option::Some(::grpc_pool::__private::Preset::Local)"
-            ),
+            out.contains(".preset(::grpc_pool::__private::Preset::Local)"),
             "{out}"
         );
         assert!(
-            out.contains("env:::core::option::Option::Some(\"USERS\")"),
+            out.contains("PoolDefaults::new(::core::option::Option::Some(\"USERS\"),"),
             "{out}"
         );
     }

@@ -95,7 +95,11 @@ const fn duration_or_off(
     Field {
         path,
         env,
-        kind: Kind::Duration { min, max, off: true },
+        kind: Kind::Duration {
+            min,
+            max,
+            off: true,
+        },
     }
 }
 
