@@ -21,6 +21,10 @@ use proc_macro::TokenStream;
 /// `ping_interval` (a duration or `"off"`), `health_check`, `max_in_flight_per_channel`,
 /// `preset` (`"production"`, `"local"`, `"test"`), `endpoint` (repeatable), `env`,
 /// `min_size` and `max_size` (elastic), `max_connection_age` (a duration or `"off"`).
+///
+/// Every value is checked against the bound the runtime applies to the setting it maps to
+/// (e.g. `size` at most 1024, `checkout_timeout` at most 1h), so a value the runtime would
+/// reject is a compile error at that value.
 #[proc_macro_attribute]
 pub fn grpc_pool(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(args.into(), item.into()).into()
@@ -123,6 +127,46 @@ mod tests {
         let out = expand(quote!(name = "u", size = 0, keepalive = "soon"));
         assert_eq!(out.matches("compile_error").count(), 2, "{out}");
         assert!(out.contains("pubstaticPOOL"), "{out}");
+    }
+
+    #[test]
+    fn doc_of_pool_summarises_in_a_fixed_order() {
+        let out = expand(quote!(
+            name = "u",
+            keepalive = "30s",
+            endpoint = "http://a:1",
+            max_size = 8,
+            min_size = 2
+        ));
+        assert!(
+            out.contains("Thenamedpool`u`(size2..=8,keepalive30s,endpointhttp://a:1):"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn values_the_runtime_rejects_do_not_compile() {
+        for (args, message) in [
+            (
+                quote!(name = "u", size = 5000),
+                "`size`mustbeatmost1024(got5000)",
+            ),
+            (
+                quote!(name = "u", max_in_flight_per_channel = 5000000000),
+                "`max_in_flight_per_channel`mustbeatmost4294967295(got5000000000)",
+            ),
+            (
+                quote!(name = "u", connect_timeout = "61m"),
+                "`connect_timeout`mustbeatmost1h(got\\\"61m\\\")",
+            ),
+            (
+                quote!(name = "u", ping_interval = "25h"),
+                "`ping_interval`mustbeatmost24h(got\\\"25h\\\")",
+            ),
+        ] {
+            let out = expand(args);
+            assert!(out.contains(message), "{out}");
+        }
     }
 
     #[test]

@@ -187,3 +187,42 @@ pub(crate) async fn connect_pooled(
         None => connect_or_reuse(default_name, &PoolDefaults::EMPTY, endpoint).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_what_the_config_leaves_unset() {
+        let defaults = PoolDefaults::new(Some("USERS"), |b| {
+            b.endpoint("http://a:1").endpoint("http://b:2").size(3)
+        })
+        .to_config()
+        .unwrap();
+        let config = PoolConfig::builder().build().unwrap().or(&defaults);
+        assert_eq!(config.endpoints(), ["http://a:1", "http://b:2"]);
+        assert_eq!(config.size(), 3);
+        let config = PoolConfig::builder().size(7).build().unwrap().or(&defaults);
+        assert_eq!(config.size(), 7, "explicit settings win");
+    }
+
+    #[test]
+    fn default_endpoints_yield_to_any_endpoint_of_the_config() {
+        let defaults = PoolDefaults::new(None, |b| b.endpoint("http://a:1"))
+            .to_config()
+            .unwrap();
+        let uri = PoolConfig::builder()
+            .endpoint("http://c:3")
+            .build()
+            .unwrap();
+        assert_eq!(uri.or(&defaults).endpoints(), ["http://c:3"]);
+        let host = PoolConfig::local("c", 3).build().unwrap();
+        assert_eq!(host.or(&defaults).endpoints(), ["http://c:3"]);
+    }
+
+    #[test]
+    fn empty_defaults_set_nothing() {
+        let config = PoolDefaults::EMPTY.to_config().unwrap();
+        assert_eq!(config, PoolConfig::default());
+    }
+}
