@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::ItemMod;
 
-use crate::validate::{Preset, Settings};
+use crate::keys::Accepts;
+use crate::validate::{Setting, Settings, Value};
 
 /// Checks that the attribute sits on an inline module (`mod m { ... }`).
 pub(crate) fn inline_module(item: TokenStream) -> Result<ItemMod, syn::Error> {
@@ -54,68 +55,15 @@ pub(crate) fn expand(mut module: ItemMod, settings: &Settings) -> TokenStream {
 
 fn pool_items(s: &Settings) -> TokenStream {
     let name = &s.name;
-    let some = quote!(::core::option::Option::Some);
-    let mut fields = Vec::new();
-    for (field, value) in [
-        ("size", s.size),
-        ("min_size", s.min_size),
-        ("max_size", s.max_size),
-    ] {
-        if let Some(value) = value {
-            let field = syn::Ident::new(field, proc_macro2::Span::call_site());
-            fields.push(quote!(#field: #some(#value)));
-        }
-    }
-    match s.max_connection_age {
-        Some(Some(age)) => {
-            let age = duration(age);
-            fields.push(quote!(max_connection_age: #some(#some(#age))));
-        }
-        Some(None) => {
-            fields.push(quote!(max_connection_age: #some(::core::option::Option::None)));
-        }
-        None => {}
-    }
-    for (field, value) in [
-        ("checkout_timeout", s.checkout_timeout),
-        ("connect_timeout", s.connect_timeout),
-        ("keepalive", s.keepalive),
-    ] {
-        if let Some(value) = value {
-            let field = syn::Ident::new(field, proc_macro2::Span::call_site());
-            let value = duration(value);
-            fields.push(quote!(#field: #some(#value)));
-        }
-    }
-    match s.ping_interval {
-        Some(Some(every)) => {
-            let every = duration(every);
-            fields.push(quote!(ping_interval: #some(#some(#every))));
-        }
-        Some(None) => fields.push(quote!(ping_interval: #some(::core::option::Option::None))),
-        None => {}
-    }
-    if let Some(on) = s.health_check {
-        fields.push(quote!(health_check: #some(#on)));
-    }
-    if let Some(max) = s.max_in_flight_per_channel {
-        fields.push(quote!(max_in_flight_per_channel: #some(#max)));
-    }
-    if let Some(preset) = s.preset {
-        let variant = match preset {
-            Preset::Production => quote!(Production),
-            Preset::Local => quote!(Local),
-            Preset::Test => quote!(Test),
-        };
-        fields.push(quote!(preset: #some(::grpc_pool::__private::Preset::#variant)));
-    }
-    if !s.endpoints.is_empty() {
-        let endpoints = &s.endpoints;
-        fields.push(quote!(endpoints: &[#(#endpoints),*]));
-    }
-    if let Some(env) = &s.env {
-        fields.push(quote!(env: #some(#env)));
-    }
+    let calls = s.values.iter().map(|setting| {
+        let setter = syn::Ident::new(setting.key.name, Span::call_site());
+        let value = argument(setting);
+        quote!(.#setter(#value))
+    });
+    let env = match &s.env {
+        Some(env) => quote!(::core::option::Option::Some(#env)),
+        None => quote!(::core::option::Option::None),
+    };
 
     let doc = format!(
         " The named pool `{}`{}: `POOL.start(config)`, `POOL.connect(endpoint)`{}, or \
@@ -132,10 +80,7 @@ fn pool_items(s: &Settings) -> TokenStream {
         #[doc = #doc]
         pub static POOL: ::grpc_pool::NamedPool = ::grpc_pool::NamedPool::new(
             #name,
-            ::grpc_pool::__private::PoolDefaults {
-                #(#fields,)*
-                ..::grpc_pool::__private::PoolDefaults::EMPTY
-            },
+            ::grpc_pool::__private::PoolDefaults::new(#env, |b| b #(#calls)*),
         );
         #[doc(hidden)]
         #[allow(non_upper_case_globals, dead_code)]
@@ -144,39 +89,74 @@ fn pool_items(s: &Settings) -> TokenStream {
     }
 }
 
-/// `Duration::new(secs, nanos)`: const, exact.
+/// The argument of a setting's builder call.
+fn argument(setting: &Setting) -> TokenStream {
+    let some = quote!(::core::option::Option::Some);
+    let optional = setting.key.accepts == Accepts::DurationOrOff;
+    match &setting.value {
+        Value::Count(n) => {
+            let n = proc_macro2::Literal::usize_suffixed(*n as usize);
+            quote!(#n)
+        }
+        Value::Duration(d) if optional => {
+            let d = duration(*d);
+            quote!(#some(#d))
+        }
+        Value::Duration(d) => duration(*d),
+        Value::Off => quote!(::core::option::Option::None),
+        Value::Bool(on) => quote!(#on),
+        Value::Preset(variant) => {
+            let variant = syn::Ident::new(variant, Span::call_site());
+            quote!(::grpc_pool::__private::Preset::#variant)
+        }
+        Value::Str(text) => quote!(#text),
+    }
+}
+
+/// `Duration::new(secs, nanos)`: exact.
 fn duration(d: Duration) -> TokenStream {
     let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
     quote!(::core::time::Duration::new(#secs, #nanos))
 }
 
+/// The keys the doc of `POOL` mentions, in the order it mentions them.
+const SUMMARY: &[&str] = &[
+    "size",
+    "max_size",
+    "checkout_timeout",
+    "connect_timeout",
+    "keepalive",
+    "preset",
+    "endpoint",
+];
+
 /// ` (size 4, checkout_timeout 2s)` for the doc of `POOL`.
 fn summary(s: &Settings) -> String {
-    let mut parts = Vec::new();
-    if let Some(size) = s.size {
-        parts.push(format!("size {size}"));
+    let mut parts: Vec<(usize, String)> = Vec::new();
+    for setting in &s.values {
+        let key = setting.key.name;
+        let Some(rank) = SUMMARY.iter().position(|k| *k == key) else {
+            continue;
+        };
+        let part = match &setting.value {
+            Value::Count(max) if key == "max_size" => {
+                let min = s.count("min_size").map_or(1, |(min, _)| min);
+                format!("size {min}..={max}")
+            }
+            Value::Count(n) => format!("{key} {n}"),
+            Value::Duration(d) => format!("{key} {}", humantime::format_duration(*d)),
+            Value::Preset(variant) => format!("{key} {}", variant.to_lowercase()),
+            Value::Str(text) => format!("{key} {text}"),
+            Value::Off | Value::Bool(_) => continue,
+        };
+        parts.push((rank, part));
     }
-    if let Some(max) = s.max_size {
-        parts.push(format!("size {}..={max}", s.min_size.unwrap_or(1)));
-    }
-    for (key, value) in [
-        ("checkout_timeout", s.checkout_timeout),
-        ("connect_timeout", s.connect_timeout),
-        ("keepalive", s.keepalive),
-    ] {
-        if let Some(value) = value {
-            parts.push(format!("{key} {}", humantime::format_duration(value)));
-        }
-    }
-    if let Some(preset) = s.preset {
-        parts.push(format!("preset {preset:?}").to_lowercase());
-    }
-    for endpoint in &s.endpoints {
-        parts.push(format!("endpoint {endpoint}"));
-    }
+    // Stable: repeated endpoints keep their order.
+    parts.sort_by_key(|(rank, _)| *rank);
     if parts.is_empty() {
         String::new()
     } else {
+        let parts: Vec<String> = parts.into_iter().map(|(_, part)| part).collect();
         format!(" ({})", parts.join(", "))
     }
 }

@@ -2,10 +2,14 @@
 //! `#[grpc_pool::grpc_pool(...)]`; its documentation lives there.
 //!
 //! Split as parse (keys) -> validate (values, spanned errors) -> expand (`POOL` and the hidden
-//! settings item read by generated `PooledXClient::connect`).
+//! settings item read by generated `PooledXClient::connect`). The keys are one table (`keys`);
+//! their values are checked against the runtime's own rules (`rules`, the runtime's file).
 
 mod expand;
+mod keys;
 mod parse;
+#[path = "../../pool-runtime/src/rules.rs"]
+mod rules;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -14,9 +18,13 @@ use proc_macro::TokenStream;
 /// `pub static POOL: grpc_pool::NamedPool` with the given defaults, checked at compile time.
 ///
 /// Keys: `name` (required), `size`, `checkout_timeout`, `connect_timeout`, `keepalive`,
-/// `ping_interval` (a duration or `"off"`), `health_check`, `max_in_flight_per_channel`,
+/// `keepalive_while_idle`, `ping_interval` (a duration or `"off"`), `health_check`, `max_in_flight_per_channel`,
 /// `preset` (`"production"`, `"local"`, `"test"`), `endpoint` (repeatable), `env`,
 /// `min_size` and `max_size` (elastic), `max_connection_age` (a duration or `"off"`).
+///
+/// Every value is checked against the bound the runtime applies to the setting it maps to
+/// (e.g. `size` at most 1024, `checkout_timeout` at most 1h), so a value the runtime would
+/// reject is a compile error at that value.
 #[proc_macro_attribute]
 pub fn grpc_pool(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(args.into(), item.into()).into()
@@ -86,22 +94,7 @@ mod tests {
             ping_interval = "off"
         ));
         assert!(out.starts_with("pubmodusers{pubstructExisting;"), "{out}");
-        assert!(out.contains("pubstaticPOOL:::grpc_pool::NamedPool=::grpc_pool::NamedPool::new(\"users\",::grpc_pool::__private::PoolDefaults{"), "{out}");
-        assert!(
-            out.contains("size:::core::option::Option::Some(5usize)"),
-            "{out}"
-        );
-        assert!(out.contains("checkout_timeout:::core::option::Option::Some(::core::time::Duration::new(2u64,0u32))"), "{out}");
-        assert!(
-            out.contains(
-                "ping_interval:::core::option::Option::Some(::core::option::Option::None)"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("..::grpc_pool::__private::PoolDefaults::EMPTY"),
-            "{out}"
-        );
+        assert!(out.contains("pubstaticPOOL:::grpc_pool::NamedPool=::grpc_pool::NamedPool::new(\"users\",::grpc_pool::__private::PoolDefaults::new(::core::option::Option::None,|b|b.size(5usize).checkout_timeout(::core::time::Duration::new(2u64,0u32)).ping_interval(::core::option::Option::None)),);"), "{out}");
         assert!(out.contains("pub(crate)static__GRPC_POOL_SETTINGS:::grpc_pool::__private::Settings=::core::option::Option::Some(&POOL);"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
@@ -116,17 +109,15 @@ mod tests {
             env = "USERS"
         ));
         assert!(
-            out.contains("endpoints:&[\"http://a:1\",\"https://b:2\"]"),
+            out.contains(".endpoint(\"http://a:1\").endpoint(\"https://b:2\")"),
             "{out}"
         );
         assert!(
-            out.contains(
-                "preset:::core::option::Option::Some(::grpc_pool::__private::Preset::Local)"
-            ),
+            out.contains(".preset(::grpc_pool::__private::Preset::Local)"),
             "{out}"
         );
         assert!(
-            out.contains("env:::core::option::Option::Some(\"USERS\")"),
+            out.contains("PoolDefaults::new(::core::option::Option::Some(\"USERS\"),"),
             "{out}"
         );
     }
@@ -136,6 +127,54 @@ mod tests {
         let out = expand(quote!(name = "u", size = 0, keepalive = "soon"));
         assert_eq!(out.matches("compile_error").count(), 2, "{out}");
         assert!(out.contains("pubstaticPOOL"), "{out}");
+    }
+
+    #[test]
+    fn doc_of_pool_summarises_in_a_fixed_order() {
+        let out = expand(quote!(
+            name = "u",
+            keepalive = "30s",
+            endpoint = "http://a:1",
+            max_size = 8,
+            min_size = 2
+        ));
+        assert!(
+            out.contains("Thenamedpool`u`(size2..=8,keepalive30s,endpointhttp://a:1):"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn values_the_runtime_rejects_do_not_compile() {
+        for (args, message) in [
+            (
+                quote!(name = "u", size = 5000),
+                "`size`mustbeatmost1024(got5000)",
+            ),
+            (
+                quote!(name = "u", max_size = 2000),
+                "`max_size`mustbeatmost1024(got2000)",
+            ),
+            (
+                quote!(name = "u", connect_timeout = "61m"),
+                "`connect_timeout`mustbeatmost1h(got\\\"61m\\\")",
+            ),
+            (
+                quote!(name = "u", ping_interval = "25h"),
+                "`ping_interval`mustbeatmost24h(got\\\"25h\\\")",
+            ),
+        ] {
+            let out = expand(args);
+            assert!(out.contains(message), "{out}");
+        }
+    }
+
+    #[test]
+    fn keepalive_while_idle_is_a_builder_call() {
+        let out = expand(quote!(name = "u", keepalive_while_idle = false));
+        assert!(out.contains("|b|b.keepalive_while_idle(false)"), "{out}");
+        let out = expand(quote!(name = "u", keepalive_while_idle = "no"));
+        assert!(out.contains("compile_error"), "{out}");
     }
 
     #[test]

@@ -1,31 +1,46 @@
-//! Validate: turn parsed [`Args`] into [`Settings`], collecting every error (spanned).
+//! Validate: turn parsed [`Args`] into [`Settings`], collecting every error (spanned). Counts
+//! and durations are checked against the rule of the runtime field they set (`rules`), so no
+//! value the runtime would reject compiles.
 
 use std::time::Duration;
 
 use proc_macro2::Span;
 use syn::{Lit, LitStr};
 
-use crate::parse::{Arg, Args, Key};
+use crate::keys::{Accepts, Key, Target, PRESETS, PRESET_CHOICES};
+use crate::parse::{Arg, Args};
+use crate::rules;
 
 /// Compile-time-checked defaults of one named pool.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) name: LitStr,
-    pub(crate) size: Option<usize>,
-    pub(crate) checkout_timeout: Option<Duration>,
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) keepalive: Option<Duration>,
-    /// `Some(None)` is `"off"`.
-    pub(crate) ping_interval: Option<Option<Duration>>,
-    pub(crate) health_check: Option<bool>,
-    pub(crate) max_in_flight_per_channel: Option<usize>,
-    pub(crate) preset: Option<Preset>,
-    pub(crate) endpoints: Vec<String>,
+    /// The prefix of `POOL.start_from_env()`.
     pub(crate) env: Option<String>,
-    pub(crate) min_size: Option<usize>,
-    pub(crate) max_size: Option<usize>,
-    /// `Some(None)` is `"off"`.
-    pub(crate) max_connection_age: Option<Option<Duration>>,
+    /// The values that become builder calls, in source order.
+    pub(crate) values: Vec<Setting>,
+}
+
+/// One checked value and where it was written.
+#[derive(Debug)]
+pub(crate) struct Setting {
+    pub(crate) key: &'static Key,
+    pub(crate) value: Value,
+    pub(crate) span: Span,
+}
+
+/// A checked value.
+#[derive(Debug)]
+pub(crate) enum Value {
+    Count(u64),
+    Duration(Duration),
+    /// `"off"`.
+    Off,
+    Bool(bool),
+    /// The `Preset` variant.
+    Preset(&'static str),
+    /// An endpoint URI.
+    Str(String),
 }
 
 impl Settings {
@@ -34,29 +49,18 @@ impl Settings {
     pub(crate) fn fallback(name: LitStr) -> Self {
         Settings {
             name,
-            size: None,
-            checkout_timeout: None,
-            connect_timeout: None,
-            keepalive: None,
-            ping_interval: None,
-            health_check: None,
-            max_in_flight_per_channel: None,
-            preset: None,
-            endpoints: Vec::new(),
             env: None,
-            min_size: None,
-            max_size: None,
-            max_connection_age: None,
+            values: Vec::new(),
         }
     }
-}
 
-/// `preset = "..."`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Preset {
-    Production,
-    Local,
-    Test,
+    /// The count given for the key `name`, with the span of its value.
+    pub(crate) fn count(&self, name: &str) -> Option<(u64, Span)> {
+        self.values.iter().find_map(|s| match s.value {
+            Value::Count(n) if s.key.name == name => Some((n, s.span)),
+            _ => None,
+        })
+    }
 }
 
 /// Collects errors so the user sees all of them at once.
@@ -76,25 +80,36 @@ impl Errors {
 /// that name (for [`Settings::fallback`]).
 pub(crate) fn validate(args: Args) -> Result<Settings, (syn::Error, Option<LitStr>)> {
     let mut errors = Errors::default();
-    let mut seen: Vec<Key> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     let mut settings = Settings::fallback(LitStr::new("", Span::call_site()));
     let mut name = None;
 
     for arg in &args.args {
-        if arg.key != Key::Endpoint && seen.contains(&arg.key) {
+        if !arg.key.repeatable() && seen.contains(&arg.key.name) {
             errors.push(syn::Error::new(
                 arg.key_span,
-                format!("`{}` set more than once", arg.key.as_str()),
+                format!("`{}` set more than once", arg.key.name),
             ));
             continue;
         }
-        seen.push(arg.key);
-        if let Err(err) = apply(arg, &mut settings, &mut name) {
+        seen.push(arg.key.name);
+        let value = match arg.key.target {
+            Target::PoolName => pool_name(arg).map(|lit| name = Some(lit)),
+            Target::EnvPrefix => env_prefix(arg).map(|prefix| settings.env = Some(prefix)),
+            Target::Builder { .. } => value(arg).map(|value| {
+                settings.values.push(Setting {
+                    key: arg.key,
+                    value,
+                    span: arg.value.span(),
+                })
+            }),
+        };
+        if let Err(err) = value {
             errors.push(err);
         }
     }
 
-    if let Err(err) = check_sizes(&args, &settings) {
+    if let Err(err) = check_sizes(&settings) {
         errors.push(err);
     }
 
@@ -103,7 +118,7 @@ pub(crate) fn validate(args: Args) -> Result<Settings, (syn::Error, Option<LitSt
             settings.name = name.clone();
             Ok(settings)
         }
-        (None, None) if !seen.contains(&Key::Name) => Err((
+        (None, None) if !seen.contains(&"name") => Err((
             syn::Error::new(
                 Span::call_site(),
                 "missing `name`: the pool needs one, e.g. #[grpc_pool(name = \"users\")]",
@@ -117,130 +132,93 @@ pub(crate) fn validate(args: Args) -> Result<Settings, (syn::Error, Option<LitSt
     }
 }
 
-fn apply(arg: &Arg, settings: &mut Settings, name: &mut Option<LitStr>) -> syn::Result<()> {
-    match arg.key {
-        Key::Name => {
-            let lit = string(arg)?;
-            if lit.value().trim().is_empty() {
-                return Err(syn::Error::new(lit.span(), "`name` must not be empty"));
-            }
-            *name = Some(lit);
-        }
-        Key::Size => settings.size = Some(positive_int(arg)?),
-        Key::MinSize => settings.min_size = Some(positive_int(arg)?),
-        Key::MaxSize => settings.max_size = Some(positive_int(arg)?),
-        Key::MaxConnectionAge => {
-            let lit = string(arg)?;
-            settings.max_connection_age = Some(if lit.value() == "off" {
-                None
+fn pool_name(arg: &Arg) -> syn::Result<LitStr> {
+    let lit = string(arg)?;
+    if lit.value().trim().is_empty() {
+        return Err(syn::Error::new(lit.span(), "`name` must not be empty"));
+    }
+    Ok(lit)
+}
+
+fn env_prefix(arg: &Arg) -> syn::Result<String> {
+    let lit = string(arg)?;
+    let prefix = lit.value();
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || prefix.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`env` must be an environment variable prefix like \"USERS\" \
+                 (letters, digits, `_`; got {prefix:?})"
+            ),
+        ));
+    }
+    Ok(prefix)
+}
+
+/// The value of a key that becomes a builder call.
+fn value(arg: &Arg) -> syn::Result<Value> {
+    match arg.key.accepts {
+        Accepts::Count => count(arg).map(Value::Count),
+        Accepts::Duration => duration(arg).map(Value::Duration),
+        Accepts::DurationOrOff => {
+            if string(arg)?.value() == "off" {
+                Ok(Value::Off)
             } else {
-                let age = duration(arg)?;
-                if age < Duration::from_millis(100) {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        format!(
-                            "`max_connection_age` must be at least 100ms (got {:?})",
-                            lit.value()
-                        ),
-                    ));
-                }
-                Some(age)
-            });
-        }
-        Key::MaxInFlightPerChannel => settings.max_in_flight_per_channel = Some(positive_int(arg)?),
-        Key::CheckoutTimeout => settings.checkout_timeout = Some(duration(arg)?),
-        Key::ConnectTimeout => settings.connect_timeout = Some(duration(arg)?),
-        Key::Keepalive => settings.keepalive = Some(duration(arg)?),
-        Key::PingInterval => {
-            let lit = string(arg)?;
-            settings.ping_interval = Some(if lit.value() == "off" {
-                None
-            } else {
-                Some(duration(arg)?)
-            });
-        }
-        Key::HealthCheck => match &arg.value {
-            Lit::Bool(b) => settings.health_check = Some(b.value),
-            other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    format!("expected {}", arg.key.expected()),
-                ))
+                duration(arg).map(Value::Duration)
             }
+        }
+        Accepts::Bool => match &arg.value {
+            Lit::Bool(b) => Ok(Value::Bool(b.value)),
+            other => Err(expected(other.span(), arg.key)),
         },
-        Key::Preset => {
+        Accepts::Preset => {
             let lit = string(arg)?;
-            settings.preset = Some(match lit.value().as_str() {
-                "production" => Preset::Production,
-                "local" => Preset::Local,
-                "test" => Preset::Test,
-                other => {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        format!(
-                        "unknown preset `{other}`: expected \"production\", \"local\" or \"test\""
-                    ),
-                    ))
-                }
-            });
+            let text = lit.value();
+            match PRESETS.iter().find(|(name, _)| *name == text) {
+                Some((_, variant)) => Ok(Value::Preset(variant)),
+                None => Err(syn::Error::new(
+                    lit.span(),
+                    format!("unknown preset `{text}`: expected {PRESET_CHOICES}"),
+                )),
+            }
         }
-        Key::Endpoint => {
+        Accepts::Endpoint => {
             let lit = string(arg)?;
             check_endpoint(&lit)?;
-            settings.endpoints.push(lit.value());
+            Ok(Value::Str(lit.value()))
         }
-        Key::Env => {
-            let lit = string(arg)?;
-            let prefix = lit.value();
-            if prefix.is_empty()
-                || !prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || prefix.starts_with(|c: char| c.is_ascii_digit())
-            {
-                return Err(syn::Error::new(
-                    lit.span(),
-                    format!(
-                        "`env` must be an environment variable prefix like \"USERS\" \
-                         (letters, digits, `_`; got {:?})",
-                        prefix
-                    ),
-                ));
-            }
-            settings.env = Some(prefix);
-        }
+        Accepts::Name | Accepts::EnvPrefix => unreachable!("not a builder key: {}", arg.key.name),
     }
-    Ok(())
 }
 
 /// `min_size` needs `max_size`, `min_size <= max_size`, and `size` within them.
-fn check_sizes(args: &Args, s: &Settings) -> syn::Result<()> {
-    let span = |key: Key| {
-        args.args
-            .iter()
-            .find(|a| a.key == key)
-            .map_or_else(Span::call_site, |a| a.value.span())
-    };
-    match (s.min_size, s.max_size) {
-        (Some(_), None) => {
+fn check_sizes(s: &Settings) -> syn::Result<()> {
+    let (min, max) = (s.count("min_size"), s.count("max_size"));
+    match (min, max) {
+        (Some((_, span)), None) => {
             return Err(syn::Error::new(
-                span(Key::MinSize),
+                span,
                 "`min_size` needs `max_size`: an elastic pool has both bounds, e.g. `min_size = 2, max_size = 16`",
             ))
         }
-        (Some(min), Some(max)) if min > max => {
+        (Some((min, span)), Some((max, _))) if min > max => {
             return Err(syn::Error::new(
-                span(Key::MinSize),
+                span,
                 format!("`min_size` ({min}) must be at most `max_size` ({max})"),
             ))
         }
         _ => {}
     }
-    if let (Some(size), Some(max)) = (s.size, s.max_size) {
-        let min = s.min_size.unwrap_or(1);
+    if let (Some((size, span)), Some((max, _))) = (s.count("size"), max) {
+        let min = min.map_or(1, |(min, _)| min);
         if size < min || size > max {
             return Err(syn::Error::new(
-                span(Key::Size),
+                span,
                 format!("`size` ({size}) must be between `min_size` ({min}) and `max_size` ({max}) in an elastic pool"),
             ));
         }
@@ -248,25 +226,24 @@ fn check_sizes(args: &Args, s: &Settings) -> syn::Result<()> {
     Ok(())
 }
 
+fn expected(span: Span, key: &Key) -> syn::Error {
+    syn::Error::new(span, format!("expected {}", key.expected()))
+}
+
 fn string(arg: &Arg) -> syn::Result<LitStr> {
     match &arg.value {
         Lit::Str(s) => Ok(s.clone()),
-        other => Err(syn::Error::new(
-            other.span(),
-            format!("expected {}", arg.key.expected()),
-        )),
+        other => Err(expected(other.span(), arg.key)),
     }
 }
 
-fn positive_int(arg: &Arg) -> syn::Result<usize> {
-    let key = arg.key.as_str();
+/// An integer within the bounds of the key's runtime field.
+fn count(arg: &Arg) -> syn::Result<u64> {
+    let key = arg.key.name;
     let Lit::Int(int) = &arg.value else {
-        return Err(syn::Error::new(
-            arg.value.span(),
-            format!("expected {}", arg.key.expected()),
-        ));
+        return Err(expected(arg.value.span(), arg.key));
     };
-    let value = int.base10_parse::<usize>().map_err(|_| {
+    let value = int.base10_parse::<u64>().map_err(|_| {
         syn::Error::new(
             int.span(),
             format!(
@@ -275,22 +252,18 @@ fn positive_int(arg: &Arg) -> syn::Result<usize> {
             ),
         )
     })?;
-    if value == 0 {
-        return Err(syn::Error::new(
-            int.span(),
-            format!("`{key}` must be at least 1 (got 0)"),
-        ));
+    if let Some(kind) = arg.key.rule() {
+        rules::check_count(kind, value)
+            .map_err(|why| syn::Error::new(int.span(), format!("`{key}` {why} (got {value})")))?;
     }
     Ok(value)
 }
 
+/// A duration within the bounds of the key's runtime field.
 fn duration(arg: &Arg) -> syn::Result<Duration> {
-    let key = arg.key.as_str();
+    let key = arg.key.name;
     let Lit::Str(lit) = &arg.value else {
-        return Err(syn::Error::new(
-            arg.value.span(),
-            format!("expected {}", arg.key.expected()),
-        ));
+        return Err(expected(arg.value.span(), arg.key));
     };
     let text = lit.value();
     let value = humantime::parse_duration(&text).map_err(|err| {
@@ -304,6 +277,10 @@ fn duration(arg: &Arg) -> syn::Result<Duration> {
             lit.span(),
             format!("`{key}` must be longer than zero (got {text:?})"),
         ));
+    }
+    if let Some(kind) = arg.key.rule() {
+        rules::check_duration(kind, value)
+            .map_err(|why| syn::Error::new(lit.span(), format!("`{key}` {why} (got {text:?})")))?;
     }
     Ok(value)
 }

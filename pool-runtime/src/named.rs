@@ -3,68 +3,46 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
-use crate::config::{PoolConfig, Preset, Settings};
+use crate::config::{PoolConfig, PoolConfigBuilder, Settings};
 use crate::error::{ConfigError, PoolError};
 use crate::pool::Pool;
 use crate::registry::{self, Registration};
 
-/// Defaults a [`NamedPool`] applies to every setting the runtime config leaves unset.
-/// Emitted by `#[grpc_pool(...)]`; not a stable API.
+/// Defaults a [`NamedPool`] applies to every setting the runtime config leaves unset, as
+/// calls of the public [`PoolConfigBuilder`], so they are checked like any other
+/// configuration. Emitted by `#[grpc_pool(...)]`; not a stable API.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub struct PoolDefaults {
-    pub size: Option<usize>,
-    pub checkout_timeout: Option<Duration>,
-    pub connect_timeout: Option<Duration>,
-    pub keepalive: Option<Duration>,
-    /// `Some(None)` = "off".
-    pub ping_interval: Option<Option<Duration>>,
-    pub health_check: Option<bool>,
-    pub max_in_flight_per_channel: Option<usize>,
-    pub preset: Option<Preset>,
-    pub endpoints: &'static [&'static str],
+    /// The prefix of [`NamedPool::start_from_env`].
     pub env: Option<&'static str>,
-    pub min_size: Option<usize>,
-    pub max_size: Option<usize>,
-    /// `Some(None)` = "off".
-    pub max_connection_age: Option<Option<Duration>>,
+    /// Sets the defaults on an empty builder.
+    pub apply: fn(PoolConfigBuilder) -> PoolConfigBuilder,
 }
 
 impl PoolDefaults {
     /// Nothing set.
-    pub const EMPTY: PoolDefaults = PoolDefaults {
-        size: None,
-        checkout_timeout: None,
-        connect_timeout: None,
-        keepalive: None,
-        ping_interval: None,
-        health_check: None,
-        max_in_flight_per_channel: None,
-        preset: None,
-        endpoints: &[],
-        env: None,
-        min_size: None,
-        max_size: None,
-        max_connection_age: None,
-    };
+    pub const EMPTY: PoolDefaults = PoolDefaults::new(None, |b| b);
 
-    fn to_config(self) -> PoolConfig {
-        let mut config = PoolConfig::default();
-        config.pool.size = self.size;
-        config.pool.checkout_timeout = self.checkout_timeout;
-        config.connection.connect_timeout = self.connect_timeout;
-        config.connection.keepalive = self.keepalive;
-        config.connection.ping_interval = self.ping_interval;
-        config.connection.health_check = self.health_check;
-        config.pool.max_in_flight_per_channel = self.max_in_flight_per_channel;
-        config.endpoint.preset = self.preset;
-        config.endpoints = self.endpoints.iter().map(|e| (*e).to_owned()).collect();
-        config.pool.min_size = self.min_size;
-        config.pool.max_size = self.max_size;
-        config.connection.max_connection_age = self.max_connection_age;
-        config
+    /// Defaults with this env prefix, set by `apply`.
+    pub const fn new(
+        env: Option<&'static str>,
+        apply: fn(PoolConfigBuilder) -> PoolConfigBuilder,
+    ) -> PoolDefaults {
+        PoolDefaults { env, apply }
+    }
+
+    /// The defaults as a configuration. The attribute checked every value at compile time,
+    /// so an error here means it and the runtime disagree; it is reported, not a panic.
+    fn to_config(self) -> Result<PoolConfig, ConfigError> {
+        let mut config = (self.apply)(PoolConfig::builder()).build()?;
+        // The builder keeps a first endpoint as `endpoint.uri`. Default endpoints are one
+        // list, used only when the runtime config names no endpoint of its own (`or`).
+        if let Some(uri) = config.endpoint.uri.take() {
+            config.endpoints.insert(0, uri);
+        }
+        Ok(config)
     }
 }
 
@@ -153,7 +131,7 @@ async fn start_named(
     defaults: &PoolDefaults,
     config: PoolConfig,
 ) -> Result<Pool, PoolError> {
-    let mut config = config.or(&defaults.to_config());
+    let mut config = config.or(&defaults.to_config()?);
     config.pool.name = Some(name.to_owned());
     let id = crate::pool::next_id();
     let settings = Settings::resolve(&config, name.to_owned())?;
@@ -207,5 +185,44 @@ pub(crate) async fn connect_pooled(
     match settings {
         Some(named) => named.connect_or_reuse(endpoint).await,
         None => connect_or_reuse(default_name, &PoolDefaults::EMPTY, endpoint).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_what_the_config_leaves_unset() {
+        let defaults = PoolDefaults::new(Some("USERS"), |b| {
+            b.endpoint("http://a:1").endpoint("http://b:2").size(3)
+        })
+        .to_config()
+        .unwrap();
+        let config = PoolConfig::builder().build().unwrap().or(&defaults);
+        assert_eq!(config.endpoints(), ["http://a:1", "http://b:2"]);
+        assert_eq!(config.size(), 3);
+        let config = PoolConfig::builder().size(7).build().unwrap().or(&defaults);
+        assert_eq!(config.size(), 7, "explicit settings win");
+    }
+
+    #[test]
+    fn default_endpoints_yield_to_any_endpoint_of_the_config() {
+        let defaults = PoolDefaults::new(None, |b| b.endpoint("http://a:1"))
+            .to_config()
+            .unwrap();
+        let uri = PoolConfig::builder()
+            .endpoint("http://c:3")
+            .build()
+            .unwrap();
+        assert_eq!(uri.or(&defaults).endpoints(), ["http://c:3"]);
+        let host = PoolConfig::local("c", 3).build().unwrap();
+        assert_eq!(host.or(&defaults).endpoints(), ["http://c:3"]);
+    }
+
+    #[test]
+    fn empty_defaults_set_nothing() {
+        let config = PoolDefaults::EMPTY.to_config().unwrap();
+        assert_eq!(config, PoolConfig::default());
     }
 }

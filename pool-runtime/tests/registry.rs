@@ -9,10 +9,7 @@ use support::*;
 
 static USERS: NamedPool = NamedPool::new(
     "registry-test.users",
-    PoolDefaults {
-        size: Some(3),
-        ..PoolDefaults::EMPTY
-    },
+    PoolDefaults::new(None, |b| b.size(3)),
 );
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use grpc_pool::grpc_pool;
     checkout_timeout = "2s",
     connect_timeout = "500ms",
     keepalive = "30s",
+    keepalive_while_idle = false,
     ping_interval = "25s",
     health_check = true,
     max_in_flight_per_channel = 100,
