@@ -64,8 +64,7 @@ mod methods;
 mod pooled_client;
 // The runtime's table of settings, for the transparent-retry count the generated docs state.
 // The file belongs to the runtime crate, which formats it.
-#[path = "../../pool-runtime/src/rules.rs"]
-#[rustfmt::skip]
+// A symlink to the runtime's table of settings, so `cargo package` ships a copy.
 mod rules;
 #[cfg(test)]
 mod testing;

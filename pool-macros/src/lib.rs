@@ -8,7 +8,7 @@
 mod expand;
 mod keys;
 mod parse;
-#[path = "../../pool-runtime/src/rules.rs"]
+// A symlink to the runtime's table of settings, so `cargo package` ships a copy.
 mod rules;
 mod validate;
 

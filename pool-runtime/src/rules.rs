@@ -4,9 +4,10 @@
 //! This file is the one source of those rules for three crates: the runtime validates
 //! configuration with it, the `#[grpc_pool]` attribute checks its values against it at
 //! compile time, and the code generator takes the transparent-retry count from it for the
-//! docs it writes. It depends on nothing but `core`, so `grpc-pool-macros` and
-//! `grpc-pool-build` include it as a module of their own (`#[path]`), and no value the
-//! runtime would reject compiles in an attribute.
+//! docs it writes. It depends on nothing but `std`, so `grpc-pool-macros` and
+//! `grpc-pool-build` include it as a module of their own (`src/rules.rs` there is a symlink
+//! to this file, which `cargo package` turns into a copy), and no value the runtime would
+//! reject compiles in an attribute.
 
 // Each including crate uses its own part of the table, as a private module.
 #![allow(dead_code, unreachable_pub)]

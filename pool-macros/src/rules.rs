@@ -1,0 +1,1 @@
+../../pool-runtime/src/rules.rs
