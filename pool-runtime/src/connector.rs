@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::slot::Lost;
+use crate::conn::Lost;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

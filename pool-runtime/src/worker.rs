@@ -15,10 +15,11 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::conn::{Conn, Lost};
 use crate::connector::OnceConnector;
 use crate::error::error_chain;
 use crate::health::{self, Probe};
-use crate::slot::{Conn, Lost, Slot};
+use crate::slot::Slot;
 use crate::status::ChannelState;
 
 /// See `run`: connections lost sooner than this count as failed attempts.

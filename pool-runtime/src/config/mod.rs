@@ -169,7 +169,7 @@ pub struct PoolConfig {
 
 /// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
 #[derive(Clone)]
-pub(crate) struct RequestInterceptor(pub(crate) crate::channel::Interceptor);
+pub(crate) struct RequestInterceptor(pub(crate) crate::interceptor::Interceptor);
 
 impl fmt::Debug for RequestInterceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
