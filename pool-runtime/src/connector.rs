@@ -93,33 +93,7 @@ impl tower_service::Service<Uri> for OnceConnector {
         // TLS goes on top of this stream: its bytes are not HTTP/2 frames.
         let scanner = (uri.scheme_str() != Some("https")).then(FrameScanner::default);
         Box::pin(async move {
-            if !addrs.is_empty() {
-                // The pool resolved the host: the slot's preferred address first, then the
-                // others of the same endpoint (an address family the server does not listen
-                // on must not leave the slot failing).
-                let stream = TcpStream::connect(&addrs[..]).await?;
-                stream.set_nodelay(true)?;
-                if let Ok(addr) = stream.peer_addr() {
-                    let _ = peer.set(addr);
-                }
-                return Ok(TokioIo::new(WatchedIo {
-                    stream,
-                    lost,
-                    kill,
-                    scanner,
-                }));
-            }
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-                Some("https") => 443,
-                _ => 80,
-            });
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            let stream = open(&uri, &addrs).await?;
             stream.set_nodelay(true)?;
             if let Ok(addr) = stream.peer_addr() {
                 let _ = peer.set(addr);
@@ -132,6 +106,26 @@ impl tower_service::Service<Uri> for OnceConnector {
             }))
         })
     }
+}
+
+/// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
+/// preferred address first, then the others of the same endpoint, tried in order (an address
+/// family the server does not listen on must not leave the slot failing); when it is empty,
+/// the URI's host is resolved here.
+async fn open(uri: &Uri, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    if !addrs.is_empty() {
+        return TcpStream::connect(addrs).await;
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    TcpStream::connect((host, port)).await
 }
 
 /// A TCP stream that reports the end of its connection (and, in plaintext, a GOAWAY), and
