@@ -1,4 +1,4 @@
-//! DNS re-resolution (issue 7), through the resolver seam: a host-name endpoint is resolved
+//! DNS re-resolution, through the resolver seam: a host-name endpoint is resolved
 //! again every `resolve_interval` and soon after a failed connection; the slots of that
 //! endpoint spread over its addresses, move to new ones (opening the new connection before
 //! leaving the old, which drains) and leave removed ones.

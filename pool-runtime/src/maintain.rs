@@ -1,6 +1,6 @@
 //! The pool's maintenance task, for pools that resolve host names or resize: re-resolves on
-//! a timer and soon after failures ([`addresses`](crate::addresses)), samples the load and
-//! resizes ([`resize`](crate::resize)).
+//! a timer and soon after failures ([`crate::addresses`]), samples the load and
+//! resizes ([`crate::resize`]).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -30,9 +30,9 @@ use crate::rules::MAX_TRANSPARENT_RETRIES;
 /// The decision is made inside [`PooledChannel`]'s service call, where the raw transport
 /// error is available, and travels as a private mark in the `Status` source chain. Such a
 /// call is sent again (a clone of the message, the same metadata and extensions) on another
-/// connection, up to [`MAX_TRANSPARENT_RETRIES`] (3) times, waiting for a channel like a checkout does. Any other failure,
-/// including every gRPC status the server returned, is returned unchanged: no call that may
-/// have executed is retried. Checkout errors become a `Status` through
+/// connection, up to 3 times (`rules::MAX_TRANSPARENT_RETRIES`), waiting for a channel like a
+/// checkout does. Any other failure, including every gRPC status the server returned, is
+/// returned unchanged: no call that may have executed is retried. Checkout errors become a `Status` through
 /// `From<PoolError> for Status` (the `PoolError` is its source).
 pub async fn unary<M, R, F, Fut>(
     pool: &Pool,

@@ -389,7 +389,8 @@ fn jittered_age(age: Duration) -> Duration {
 }
 
 /// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
-/// answer, even UNIMPLEMENTED) is what makes a channel warm.
+/// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds each
+/// step (TCP, TLS and HTTP/2 setup; then the probe), so one attempt takes at most twice it.
 async fn connect(
     slot: &Slot,
     settings: &Settings,
