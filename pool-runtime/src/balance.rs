@@ -211,3 +211,89 @@ fn no_ready_error(shared: &Shared) -> PoolError {
         last_error: slots.iter().rev().find_map(|s| s.last_error()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{choose, Choice};
+    use crate::config::{PoolConfig, Settings};
+    use crate::metrics::PoolMetrics;
+    use crate::signals::Signals;
+    use crate::slot::Slot;
+    use crate::status::ChannelState::{self, Backoff, Closed, Connecting, Ready, Unhealthy};
+
+    /// Slots in these states with these calls in flight (no connections: nothing excluded).
+    fn slots(spec: &[(ChannelState, usize)]) -> Vec<Arc<Slot>> {
+        let config = PoolConfig::builder()
+            .endpoint("http://127.0.0.1:50051")
+            .build()
+            .unwrap();
+        let settings = Settings::resolve(&config, "balance".into()).unwrap();
+        let signals = Arc::new(Signals::default());
+        let metrics = Arc::new(PoolMetrics::new("balance"));
+        let cancel = CancellationToken::new();
+        spec.iter()
+            .enumerate()
+            .map(|(i, (state, load))| {
+                let slot = crate::shared::new_slot(i, 0, &settings, &signals, &metrics, &cancel);
+                slot.set_state(*state);
+                slot.in_flight.store(*load, Ordering::Relaxed);
+                slot
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_least_loaded_ready_slot_wins_from_any_start() {
+        let s = slots(&[
+            (Ready, 3),
+            (Unhealthy, 0),
+            (Ready, 1),
+            (Backoff, 0),
+            (Ready, 2),
+        ]);
+        for start in 0..s.len() {
+            assert_eq!(
+                choose(&s, None, &[], &[], start),
+                Choice::Slot(2),
+                "start {start}"
+            );
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_first_slot_from_the_start() {
+        let s = slots(&[(Ready, 1), (Ready, 1), (Ready, 1)]);
+        for start in 0..s.len() {
+            assert_eq!(choose(&s, None, &[], &[], start), Choice::Slot(start));
+        }
+    }
+
+    #[test]
+    fn slots_at_the_cap_or_connecting_are_worth_waiting_for() {
+        let full = slots(&[(Ready, 2), (Ready, 3)]);
+        assert_eq!(choose(&full, Some(2), &[], &[], 0), Choice::Wait);
+        assert_eq!(choose(&full, Some(3), &[], &[], 0), Choice::Slot(0));
+        assert_eq!(choose(&full, None, &[], &[], 1), Choice::Slot(0));
+        let connecting = slots(&[(Connecting, 0), (Backoff, 0)]);
+        assert_eq!(choose(&connecting, None, &[], &[], 0), Choice::Wait);
+    }
+
+    #[test]
+    fn nothing_ready_or_connecting_is_none_ready() {
+        let down = slots(&[(Backoff, 0), (Unhealthy, 0), (Closed, 0)]);
+        assert_eq!(choose(&down, None, &[], &[], 0), Choice::NoneReady);
+        assert_eq!(choose(&[], None, &[], &[], 0), Choice::NoneReady);
+    }
+
+    #[test]
+    fn skipped_positions_are_not_chosen() {
+        let s = slots(&[(Ready, 0), (Ready, 1)]);
+        assert_eq!(choose(&s, None, &[], &[0], 0), Choice::Slot(1));
+        assert_eq!(choose(&s, None, &[], &[0, 1], 0), Choice::NoneReady);
+    }
+}
