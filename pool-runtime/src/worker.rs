@@ -6,14 +6,14 @@
 //! the connector when tonic wants to reconnect, and by calls that saw the connection fail).
 //! tonic's `poll_ready` says nothing about connection health and is not consulted.
 //!
-//! ```text
-//!               ok                      due (age, moved)
-//!  Connecting ------> Serving(conn) ------------------> Refreshing(conn)
-//!     ^   |  failed     |   ^  lost (>= MIN_UPTIME)        |  ok: Serving(new)
-//!     |   v             |   +------------------------------+  failed, conn alive: Serving(conn)
-//!  BackingOff <---------+ lost soon after connecting        |  failed, conn lost: BackingOff
-//!          <------------------------------------------------+
-//! ```
+//! The phases and what moves a worker from one to the next:
+//!
+//! - `Connecting` -> `Serving` once connected and probed; `BackingOff` when the attempt failed.
+//! - `Serving` -> `Refreshing` when due (maximum age, moved address); `Connecting` when the
+//!   connection is lost; `BackingOff` when it was lost within `MIN_UPTIME` of opening.
+//! - `Refreshing` -> `Serving` the new connection; `Serving` the old one when the replacement
+//!   failed (tried again later); `BackingOff` when the old one was lost meanwhile.
+//! - `BackingOff` -> `Connecting` after the delay (sooner when a checkout needs a channel).
 //!
 //! Any phase ends in `Stopped` when the slot is removed or the pool stops.
 
@@ -28,8 +28,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::conn::{Conn, Lost};
-use crate::connector::OnceConnector;
-use crate::error::error_chain;
+use crate::connector;
 use crate::health::{self, Probe};
 use crate::slot::Slot;
 use crate::status::ChannelState;
@@ -230,7 +229,7 @@ impl Worker {
 
     async fn backing_off(&mut self, delay: Duration) -> Phase {
         self.slot.set_state(ChannelState::Backoff);
-        if backoff_sleep(&self.slot, delay, self.floor, &self.cancel).await {
+        if crate::backoff::sleep(&self.slot.signals.demand, delay, self.floor, &self.cancel).await {
             Phase::Connecting
         } else {
             Phase::Stopped
@@ -249,11 +248,12 @@ impl Worker {
         self.slot.signals.resolve_now.notify_one();
     }
 
-    /// Opens a connection for the slot (see [`connect`]); `None` when the slot stopped first.
+    /// Opens a connection for the slot (see [`connector::connect`]); `None` when the slot
+    /// stopped first.
     async fn connect(&self) -> Option<Result<(Conn, Probe), String>> {
         tokio::select! {
             _ = self.cancel.cancelled() => None,
-            result = connect(&self.slot, &self.settings, &self.kill) => Some(result),
+            result = connector::connect(&self.slot, &self.settings, &self.kill) => Some(result),
         }
     }
 
@@ -388,71 +388,11 @@ fn jittered_age(age: Duration) -> Duration {
     age.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
-/// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
-/// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds each
-/// step (TCP, TLS and HTTP/2 setup; then the probe), so one attempt takes at most twice it.
-async fn connect(
-    slot: &Slot,
-    settings: &Settings,
-    kill: &CancellationToken,
-) -> Result<(Conn, Probe), String> {
-    let lost = Lost::default();
-    let addrs = slot.addrs();
-    let preferred = addrs.first().copied();
-    let peer = Arc::new(std::sync::OnceLock::new());
-    let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone());
-    let timeout = settings.connect_timeout;
-    let connecting = slot.endpoint.endpoint.connect_with_connector(connector);
-    let channel = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => {
-            return Err(format!(
-                "connect timed out after {}",
-                humantime::format_duration(timeout)
-            ))
-        }
-        Ok(Err(e)) => return Err(error_chain(&e)),
-        Ok(Ok(channel)) => channel,
-    };
-    let probe = health::check(channel.clone(), &settings.health_service, timeout).await;
-    if let Probe::Failed(why) = probe {
-        lost.cancel();
-        return Err(why);
-    }
-    Ok((Conn::new(channel, lost, preferred, peer), probe))
-}
-
 async fn tick(ticker: &mut Option<Interval>) {
     match ticker {
         Some(t) => {
             t.tick().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Sleeps `delay`, or only `floor` when a checkout finds no channel meanwhile; returns false
-/// if cancelled first.
-async fn backoff_sleep(
-    slot: &Slot,
-    delay: Duration,
-    floor: Duration,
-    cancel: &CancellationToken,
-) -> bool {
-    let start = Instant::now();
-    let demand = slot.signals.demand.notified();
-    tokio::pin!(demand);
-    demand.as_mut().enable();
-    tokio::select! {
-        _ = cancel.cancelled() => return false,
-        _ = tokio::time::sleep(delay) => return true,
-        _ = &mut demand => {}
-    }
-    let at = start + floor.min(delay);
-    if at > Instant::now() {
-        debug!(delay = ?delay, "a checkout needs a channel; reconnecting early");
-    }
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep_until(at) => true,
     }
 }
