@@ -1,4 +1,4 @@
-//! Many backends (issue 7, scope 1): a pool over several endpoints spreads its slots evenly,
+//! Many backends: a pool over several endpoints spreads its slots evenly,
 //! skips a dead or NOT_SERVING backend, and keeps duplicated addresses as distinct slots.
 //! Every server is an in-process `EchoServer` on `127.0.0.1:0`.
 mod support;

@@ -1,4 +1,4 @@
-//! Elastic size (issue 7): a pool with `min_size`/`max_size` grows while the calls in flight
+//! Elastic size: a pool with `min_size`/`max_size` grows while the calls in flight
 //! per READY channel stay above the threshold (`max_in_flight_per_channel / 2` here), up to
 //! `max_size`, and shrinks back to `min_size` when idle, at most `resize_step` slots per
 //! `resize_interval`.

@@ -1,4 +1,4 @@
-//! The `metrics` feature (issue 7): a test recorder sees the pool's counters, gauges and
+//! The `metrics` feature: a test recorder sees the pool's counters, gauges and
 //! histograms move, labelled by pool name. One test per binary: the recorder is global.
 mod support;
 

@@ -1,4 +1,4 @@
-//! Connection refresh (issue 7): `max_connection_age` replaces each healthy connection after
+//! Connection refresh: `max_connection_age` replaces each healthy connection after
 //! its age (±10 %): the slot opens the replacement, waits until it is READY, switches new
 //! calls to it and lets the old one drain. Under steady load no call may fail.
 mod support;

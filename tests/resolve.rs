@@ -1,4 +1,4 @@
-//! DNS re-resolution (issue 7), through the resolver seam: a host-name endpoint is resolved
+//! DNS re-resolution, through the resolver seam: a host-name endpoint is resolved
 //! again every `resolve_interval` and soon after a failed connection; the slots of that
 //! endpoint spread over its addresses, move to new ones (opening the new connection before
 //! leaving the old, which drains) and leave removed ones.
@@ -305,6 +305,68 @@ async fn a_slot_falls_back_to_the_endpoints_other_addresses() {
         Some(&2),
         "{}",
         pool.status()
+    );
+    pool.shutdown().await;
+}
+
+/// A connection lost while its replacement is being opened, and the replacement failing too,
+/// is a failed connection attempt like any other: it asks for a re-resolution at once (the
+/// addresses may be stale), rather than only after the next backoff and attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_whose_replacement_failed_asks_for_re_resolution() {
+    use grpc_pool::ChannelState;
+    use grpc_pool::RetryConfig;
+    use grpc_pool_testkit::{FaultMode, FaultProxy};
+
+    support::init_tracing();
+    let server = EchoServer::start().await.unwrap();
+    // The first connection goes front -> back -> server; cutting `back` loses it alone.
+    let back = FaultProxy::start(server.addr()).await.unwrap();
+    let front = FaultProxy::start(back.addr()).await.unwrap();
+    // Where the replacement goes: a peer that accepts and never answers.
+    let frozen = FaultProxy::start(server.addr()).await.unwrap();
+    frozen.set_mode(FaultMode::Blackhole);
+
+    let resolver = Arc::new(TestResolver::default());
+    resolver.set(&[front.addr()]);
+    let config = fast("resolve-lost-replacement", "http://lost.test:50051", 1)
+        .resolver(Shared(resolver.clone()))
+        .resolve_interval(Some(Duration::from_secs(3600)))
+        .max_connection_age(Some(Duration::from_secs(1)))
+        .connect_timeout(Duration::from_millis(500))
+        // A long backoff: the next attempt (and the re-resolution it would ask for) is late.
+        .retry(RetryConfig::new(
+            5,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        ))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    assert_eq!(resolver.lookups(), 1, "resolved once at start");
+
+    // New connections through `front` now reach the frozen peer: the refresh at the maximum
+    // age hangs there. Meanwhile the current connection is cut.
+    front.set_target(frozen.addr());
+    assert!(
+        wait_until(
+            || frozen.connections_accepted() >= 1,
+            Duration::from_secs(3)
+        )
+        .await,
+        "the refresh never started"
+    );
+    back.cut_connections();
+    let backing_off = || pool.status().channels[0].state == ChannelState::Backoff;
+    assert!(
+        wait_until(backing_off, Duration::from_secs(4)).await,
+        "the replacement never failed: {}",
+        pool.status()
+    );
+    assert!(
+        wait_until(|| resolver.lookups() >= 2, Duration::from_millis(1500)).await,
+        "no re-resolution after the failed replacement (lookups: {})",
+        resolver.lookups()
     );
     pool.shutdown().await;
 }

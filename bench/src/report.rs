@@ -170,7 +170,7 @@ impl Table {
     }
 }
 
-/// One checked target of issue 6.
+/// One checked target: a measured ratio and the bound it must meet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Target {
     /// e.g. `streams-limited: pool throughput / raw`.

@@ -1,4 +1,5 @@
-//! The scenarios of issue 6: what load, against which server, and which targets they check.
+//! The benchmark scenarios: what load, against which server, and which targets (the bounds the
+//! pool must meet against the alternatives) they check.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -12,18 +12,15 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::body::Body;
 
-use crate::classify::{classify, NotSent, Verdict};
-use crate::error::error_chain;
 use tonic::transport::Channel;
 
-use crate::slot::{Conn, InFlight, Slot};
+use crate::classify::{classify, NotSent, Verdict};
+use crate::conn::Conn;
+use crate::error::error_chain;
+use crate::interceptor::Interceptor;
+use crate::slot::{InFlight, Slot};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A hook run on every request of a pool before it is sent (per-pool interceptors; the
-/// public setter comes with issue 7).
-pub(crate) type Interceptor =
-    Arc<dyn Fn(&mut http::Request<Body>) -> Result<(), tonic::Status> + Send + Sync>;
 
 /// A channel checked out of a [`Pool`](crate::Pool): one HTTP/2 connection, shared with other
 /// calls (HTTP/2 multiplexes), counted as in flight until the response ends.

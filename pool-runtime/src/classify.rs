@@ -71,7 +71,7 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Verdict {
     verdict
 }
 
-/// Marks an error whose request was never sent. Private: [`crate::call::unary`] looks for
+/// Marks an error whose request was never sent. Private: [`crate::retry::unary`] looks for
 /// it in a `Status`'s source chain.
 pub(crate) struct NotSent {
     inner: Box<dyn StdError + Send + Sync>,

@@ -1,4 +1,5 @@
-//! The TCP connector behind each slot's tonic `Channel`.
+//! One connection attempt of a slot ([`connect`]: open, then probe) and the TCP connector
+//! behind each slot's tonic `Channel`.
 //!
 //! A tonic `Channel` reconnects lazily by itself when its connection ends. A pool wants the
 //! opposite: the slot's worker must know the connection is gone and replace it (with backoff,
@@ -32,7 +33,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::slot::Lost;
+use crate::conn::{Conn, Lost};
+use crate::error::error_chain;
+use crate::health::{self, Probe};
+use crate::settings::Settings;
+use crate::slot::Slot;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -93,33 +98,7 @@ impl tower_service::Service<Uri> for OnceConnector {
         // TLS goes on top of this stream: its bytes are not HTTP/2 frames.
         let scanner = (uri.scheme_str() != Some("https")).then(FrameScanner::default);
         Box::pin(async move {
-            if !addrs.is_empty() {
-                // The pool resolved the host: the slot's preferred address first, then the
-                // others of the same endpoint (an address family the server does not listen
-                // on must not leave the slot failing).
-                let stream = TcpStream::connect(&addrs[..]).await?;
-                stream.set_nodelay(true)?;
-                if let Ok(addr) = stream.peer_addr() {
-                    let _ = peer.set(addr);
-                }
-                return Ok(TokioIo::new(WatchedIo {
-                    stream,
-                    lost,
-                    kill,
-                    scanner,
-                }));
-            }
-            let host = uri
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-                Some("https") => 443,
-                _ => 80,
-            });
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            let stream = open(&uri, &addrs).await?;
             stream.set_nodelay(true)?;
             if let Ok(addr) = stream.peer_addr() {
                 let _ = peer.set(addr);
@@ -132,6 +111,59 @@ impl tower_service::Service<Uri> for OnceConnector {
             }))
         })
     }
+}
+
+/// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
+/// preferred address first, then the others of the same endpoint, tried in order (an address
+/// family the server does not listen on must not leave the slot failing); when it is empty,
+/// the URI's host is resolved here.
+async fn open(uri: &Uri, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    if !addrs.is_empty() {
+        return TcpStream::connect(addrs).await;
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    TcpStream::connect((host, port)).await
+}
+
+/// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
+/// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds each
+/// step (TCP, TLS and HTTP/2 setup; then the probe), so one attempt takes at most twice it.
+pub(crate) async fn connect(
+    slot: &Slot,
+    settings: &Settings,
+    kill: &CancellationToken,
+) -> Result<(Conn, Probe), String> {
+    let lost = Lost::default();
+    let addrs = slot.addrs();
+    let preferred = addrs.first().copied();
+    let peer = Arc::new(std::sync::OnceLock::new());
+    let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone());
+    let timeout = settings.connect_timeout;
+    let connecting = slot.endpoint.endpoint.connect_with_connector(connector);
+    let channel = match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => {
+            return Err(format!(
+                "connect timed out after {}",
+                humantime::format_duration(timeout)
+            ))
+        }
+        Ok(Err(e)) => return Err(error_chain(&e)),
+        Ok(Ok(channel)) => channel,
+    };
+    let probe = health::check(channel.clone(), &settings.health_service, timeout).await;
+    if let Probe::Failed(why) = probe {
+        lost.cancel();
+        return Err(why);
+    }
+    Ok((Conn::new(channel, lost, preferred, peer), probe))
 }
 
 /// A TCP stream that reports the end of its connection (and, in plaintext, a GOAWAY), and

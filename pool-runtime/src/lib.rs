@@ -47,23 +47,49 @@
 //! `tls-webpki-roots` (default), `metrics` (counters, gauges and histograms through the
 //! `metrics` facade, labelled by pool; the names are listed in [`mod@metrics`]).
 
+// The modules, by concern. Users see `Pool`, `PoolConfig` and the re-exports below;
+// generated code uses `__private` (everything it needs is in `codegen`).
+//
+// Checkout:      balance (choose a channel, reserve, wait), channel (PooledChannel,
+//                PooledBody), retry (transparent retry of unsent calls), classify (which
+//                transport errors mean "never sent" or "connection lost"), interceptor.
+// A pool:        pool (the Pool handle: start, shutdown), shared (the state of a running
+//                pool), handle (who keeps a pool running; the table of pools by name),
+//                registry (public lookups by name), named (NamedPool, #[grpc_pool]).
+// Its tasks:     worker (one per slot: connect, serve, refresh, back off), connector (one
+//                TCP connection per tonic Channel), conn (a connection and its `lost`
+//                signal), slot (one channel's state and counters), health (probes),
+//                backoff, maintain (the maintenance task) with addresses (which slot
+//                connects where) and resize (elastic size), signals (pool-wide wake-ups).
+// Settings:      config (PoolConfig: schema, builder, validation, TOML, environment), rules
+//                (the table of settings shared with the macro and the generator), settings
+//                (a validated config turned into what the runtime uses), resolver.
+// Reporting:     status, error, metrics.
+mod addresses;
 mod backoff;
-mod call;
+mod balance;
 mod channel;
 mod classify;
-mod codegen_support;
+mod codegen;
 pub mod config;
+mod conn;
 mod connector;
 mod error;
+mod handle;
 mod health;
+mod interceptor;
 mod maintain;
 pub mod metrics;
 mod named;
 mod pool;
 pub mod registry;
+mod resize;
 pub mod resolver;
+mod retry;
 mod rules;
 mod settings;
+mod shared;
+mod signals;
 mod slot;
 mod status;
 mod worker;
@@ -84,40 +110,9 @@ pub trait PooledClient: Sized {
     fn from_pool(pool: Pool) -> Self;
 }
 
-/// What generated code needs. Not a public API: names and signatures may change in any
-/// release.
+/// What generated code needs (see `codegen.rs`). Not a public API: names and signatures may
+/// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use ::http;
-    pub use ::prost;
-    pub use ::tonic;
-
-    pub use crate::call::{checkout_for_stream, unary};
-    pub use crate::codegen_support::*;
-    pub use crate::config::Preset;
-    pub use crate::named::PoolDefaults;
-    pub use crate::{NamedPool, Pool, PoolError, PooledChannel, PooledClient};
-
-    /// The `#[grpc_pool]` settings read by generated `PooledXClient::connect` by bare name.
-    pub type Settings = Option<&'static NamedPool>;
-
-    /// The fallback `__GRPC_POOL_SETTINGS` for modules without `#[grpc_pool]` (glob-imported
-    /// by generated code, so an item of the same name in the module wins).
-    pub mod fallback {
-        /// No attribute: the pool is named after the service, with library defaults.
-        #[allow(non_upper_case_globals)]
-        pub static __GRPC_POOL_SETTINGS: super::Settings = None;
-    }
-
-    /// `PooledXClient::connect(endpoint)`: with `Some(named)`, the named pool's
-    /// connect-or-reuse; with `None`, a pool named `default_name` (the service's full name)
-    /// with library defaults, registered like a named pool. Reuses the running pool of that
-    /// name when its endpoint matches; errors naming both endpoints when it does not.
-    pub async fn connect_pooled(
-        settings: Settings,
-        default_name: &'static str,
-        endpoint: &str,
-    ) -> Result<Pool, PoolError> {
-        crate::named::connect_pooled(settings, default_name, endpoint).await
-    }
+    pub use crate::codegen::*;
 }

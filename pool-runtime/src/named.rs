@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::config::{PoolConfig, PoolConfigBuilder, Settings};
+use crate::config::{PoolConfig, PoolConfigBuilder};
 use crate::error::{ConfigError, PoolError};
 use crate::pool::Pool;
 use crate::registry::{self, Registration};
+use crate::settings::Settings;
 
 /// Defaults a [`NamedPool`] applies to every setting the runtime config leaves unset, as
 /// calls of the public [`PoolConfigBuilder`], so they are checked like any other

@@ -1,8 +1,11 @@
-//! [`Pool`]: start, checkout (least in flight), execute, status, shutdown.
+//! [`Pool`]: the handle users hold, and its lifecycle: start, shutdown.
+//!
+//! What a running pool does is elsewhere: `balance` (checkout), `worker` (one task per slot),
+//! `maintain` with `addresses` and `resize` (re-resolution, elastic size), `handle` (who keeps
+//! it running, and the table of pools by name).
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,14 +13,17 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
-use crate::channel::{Interceptor, PooledChannel};
-use crate::config::{PoolConfig, Settings};
+use crate::channel::PooledChannel;
+use crate::config::PoolConfig;
 use crate::error::{ConnectFailure, PoolError};
+use crate::handle::{self, Handle, Registration};
 use crate::metrics::PoolMetrics;
-use crate::registry::{self, Registration};
-use crate::slot::{InFlight, Signals, Slot, WaiterGuard};
+use crate::settings::Settings;
+use crate::shared::{self, Shared};
+use crate::signals::Signals;
+use crate::slot::Slot;
 use crate::status::{ChannelState, PoolStatus};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -29,48 +35,13 @@ pub(crate) fn next_id() -> u64 {
 
 /// A pool of warm, shared gRPC channels. Cheap to clone: all clones share the channels.
 ///
-/// Dropping the last handle stops the pool's tasks and closes its connections (calls in
-/// progress keep their connection until they finish). [`shutdown`](Pool::shutdown) does the
-/// same gracefully.
+/// A pool from [`Pool::start`] stops when its last handle is dropped: its tasks end and its
+/// connections close (calls in progress keep their connection until they finish). A named
+/// pool ([`NamedPool`](crate::NamedPool), `#[grpc_pool]`) is also held by the registry, so it
+/// runs until [`shutdown`](Pool::shutdown), which stops either kind gracefully.
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) handle: Arc<Handle>,
-}
-
-/// The owner of a pool's tasks: dropped with the last [`Pool`] clone.
-pub(crate) struct Handle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// Everything the pool's handles, workers and channels share.
-pub(crate) struct Shared {
-    pub(crate) id: u64,
-    pub(crate) settings: Arc<Settings>,
-    /// The current slots. Replaced (never edited in place) when an elastic pool resizes.
-    pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
-    pub(crate) signals: Arc<Signals>,
-    pub(crate) metrics: Arc<PoolMetrics>,
-    /// The addresses of each endpoint (by position), as last resolved.
-    pub(crate) resolved: Mutex<Vec<Arc<[SocketAddr]>>>,
-    /// The index of the next slot added (indexes are never reused).
-    next_index: AtomicUsize,
-    /// Slots added and removed by elastic sizing.
-    grown: AtomicU64,
-    shrunk: AtomicU64,
-    pub(crate) cancel: CancellationToken,
-    tracker: TaskTracker,
-    pub(crate) span: tracing::Span,
-    interceptor: Option<Interceptor>,
-}
-
-/// The outcome of one pass over the slots.
-enum Pick {
-    Got(PooledChannel),
-    /// Ready channels exist but are at their cap, or channels are connecting: worth waiting.
-    Wait,
-    /// Nothing is ready or about to be.
-    NoneReady,
-    Closed,
 }
 
 impl Pool {
@@ -98,28 +69,17 @@ impl Pool {
         let signals = Arc::new(Signals::default());
         let metrics = Arc::new(PoolMetrics::new(&settings.name));
         let cancel = CancellationToken::new();
-        let resolved = crate::maintain::initial_addresses(&settings)
+        let resolved = crate::addresses::initial_addresses(&settings)
             .instrument(span.clone())
             .await;
-        let slots: Vec<Arc<Slot>> = (0..settings.size)
+        let slots: Vec<_> = (0..settings.size)
             .map(|i| {
                 let e = i % settings.endpoints.len();
-                Arc::new(Slot::new(
-                    i,
-                    e,
-                    settings.endpoints[e].clone(),
-                    signals.clone(),
-                    metrics.clone(),
-                    cancel.child_token(),
-                ))
+                shared::new_slot(i, e, &settings, &signals, &metrics, &cancel)
             })
             .collect();
         for (e, addrs) in resolved.iter().enumerate() {
-            let mine: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.endpoint_index == e).collect();
-            crate::maintain::assign(&mine, addrs);
-        }
-        for _ in &slots {
-            metrics.state_changed(None, Some(ChannelState::Connecting));
+            crate::addresses::assign_endpoint(&slots, e, addrs);
         }
         let shared = Arc::new(Shared {
             id,
@@ -141,7 +101,7 @@ impl Pool {
                 shared: shared.clone(),
             }),
         };
-        registry::reserve(&pool, registration)?;
+        handle::reserve(&pool.handle, registration)?;
         // Until started: a failed or abandoned start stops the workers and frees the name.
         let mut guard = StartGuard {
             shared: shared.clone(),
@@ -155,9 +115,9 @@ impl Pool {
             let task = crate::maintain::run(shared.clone());
             shared.tracker.spawn(task.instrument(span.clone()));
         }
-        shared.wait_started().instrument(span.clone()).await?;
+        wait_started(&shared).instrument(span.clone()).await?;
         guard.armed = false;
-        registry::mark_started(&pool);
+        handle::mark_started(&shared);
         info!(parent: &span, ready = pool.status().ready, "started");
         Ok(pool)
     }
@@ -168,7 +128,7 @@ impl Pool {
     /// ([`PoolError::CheckoutTimeout`]); fails at once with [`PoolError::NoReadyChannel`]
     /// when no channel is ready or connecting, and with [`PoolError::Closed`] after shutdown.
     pub async fn checkout(&self) -> Result<PooledChannel, PoolError> {
-        self.handle.shared.checkout(&[]).await
+        crate::balance::checkout(&self.handle.shared, &[]).await
     }
 
     /// Checks out a channel and runs `op` with it.
@@ -205,7 +165,7 @@ impl Pool {
     /// up to `drain_timeout` to finish, every worker task ends, the pool leaves the registry.
     /// Calling it again (or from a clone) waits for the same shutdown.
     pub async fn shutdown(&self) {
-        self.handle.shared.shutdown().await;
+        shutdown(&self.handle.shared).await;
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -234,340 +194,69 @@ impl Drop for StartGuard {
             return;
         }
         self.shared.stop();
-        registry::remove(&self.shared.settings.name, self.shared.id);
+        handle::remove(&self.shared.settings.name, self.shared.id);
     }
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.shared.stop();
-        registry::remove(&self.shared.settings.name, self.shared.id);
-    }
+/// Waits until a slot is READY, or fails once every slot has settled without one.
+async fn wait_started(shared: &Shared) -> Result<(), PoolError> {
+    let max_attempts = shared.settings.retry.max_attempts;
+    let started = shared.signals.wait_until(None, || {
+        let slots = shared.slots.load();
+        if slots.iter().any(|s| s.state() == ChannelState::Ready) {
+            return Some(Ok(()));
+        }
+        let exhausted = |s: &Slot| s.connect_failures.load(Ordering::SeqCst) >= max_attempts;
+        let unhealthy = |s: &Slot| s.state() == ChannelState::Unhealthy;
+        if !slots.iter().all(|s| exhausted(s) || unhealthy(s)) {
+            return None;
+        }
+        if slots.iter().any(|s| unhealthy(s)) {
+            warn!("started, but every connected channel reports NOT_SERVING");
+            return Some(Ok(()));
+        }
+        let last = slots.iter().rev().find(|s| s.last_error().is_some());
+        let (endpoint, cause) = match last {
+            Some(s) => (
+                s.endpoint.display.clone(),
+                s.last_error().unwrap_or_default(),
+            ),
+            None => (shared.settings.endpoint_list(), "unknown error".to_owned()),
+        };
+        warn!(endpoint = %endpoint, error = %cause, attempts = max_attempts, "start failed");
+        shared.stop();
+        Some(Err(PoolError::Connect {
+            pool: shared.settings.name.clone(),
+            endpoint,
+            attempts: max_attempts,
+            source: ConnectFailure::new(cause),
+        }))
+    });
+    started.await.expect("waits without a deadline")
 }
 
-impl Shared {
-    pub(crate) fn is_closed(&self) -> bool {
-        self.signals.closed.load(Ordering::SeqCst)
+/// Refuses new checkouts, drains the calls in flight (up to `drain_timeout`), stops every
+/// task and leaves the registry.
+async fn shutdown(shared: &Shared) {
+    let first = !shared.signals.closed.swap(true, Ordering::SeqCst);
+    if first {
+        let _span = shared.span.enter();
+        info!(in_flight = shared.in_flight(), "shutting down");
     }
-
-    /// Waits until a slot is READY, or fails once every slot has settled without one.
-    async fn wait_started(&self) -> Result<(), PoolError> {
-        let _waiting = WaiterGuard::new(&self.signals);
-        let max_attempts = self.settings.retry.max_attempts;
-        loop {
-            let notified = self.signals.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let slots = self.slots.load();
-            let ready = slots.iter().any(|s| s.state() == ChannelState::Ready);
-            if ready {
-                return Ok(());
-            }
-            let exhausted =
-                |s: &Arc<Slot>| s.connect_failures.load(Ordering::SeqCst) >= max_attempts;
-            let unhealthy = |s: &Arc<Slot>| s.state() == ChannelState::Unhealthy;
-            if slots.iter().all(|s| exhausted(s) || unhealthy(s)) {
-                if slots.iter().any(unhealthy) {
-                    warn!("started, but every connected channel reports NOT_SERVING");
-                    return Ok(());
-                }
-                let last = slots.iter().rev().find(|s| s.last_error().is_some());
-                let (endpoint, cause) = match last {
-                    Some(s) => (
-                        s.endpoint.display.clone(),
-                        s.last_error().unwrap_or_default(),
-                    ),
-                    None => (self.settings.endpoint_list(), "unknown error".to_owned()),
-                };
-                warn!(endpoint = %endpoint, error = %cause, attempts = max_attempts, "start failed");
-                self.stop();
-                return Err(PoolError::Connect {
-                    pool: self.settings.name.clone(),
-                    endpoint,
-                    attempts: max_attempts,
-                    source: ConnectFailure::new(cause),
-                });
-            }
-            notified.await;
-        }
+    shared.signals.state_changed();
+    // Drain: wait for calls in flight (woken by each release while closed).
+    let deadline = Instant::now() + shared.settings.drain_timeout;
+    let drained = shared
+        .signals
+        .wait_until(Some(deadline), || (shared.in_flight() == 0).then_some(()))
+        .await;
+    if drained.is_none() {
+        warn!(parent: &shared.span, in_flight = shared.in_flight(), timeout = ?shared.settings.drain_timeout, "drain timed out; closing with calls in flight");
     }
-
-    /// One pass: the least-loaded READY slot under the cap, reserved.
-    fn pick(&self, exclude: &[u64]) -> Pick {
-        if self.is_closed() {
-            return Pick::Closed;
-        }
-        let cap = self.settings.max_in_flight;
-        let slots = self.slots.load();
-        let n = slots.len();
-        if n == 0 {
-            return Pick::NoneReady;
-        }
-        // Slots whose connection turned out lost in an earlier pass (the worker has not
-        // marked them yet): skipped by the later passes.
-        let mut lost: [usize; 4] = [usize::MAX; 4];
-        for pass in 0..4 {
-            // Ties are broken from a random start (a thread-local generator: a shared
-            // round-robin counter would bounce one cache line between cores on every pick).
-            let start = fastrand::usize(..n);
-            let mut best: Option<(usize, usize)> = None; // (position, load)
-                                                         // Least-loaded READY channel among the excluded ones whose connection is still
-                                                         // intact (a call there was refused, e.g. REFUSED_STREAM, but the connection lives):
-                                                         // used only when no other channel is READY, rather than waiting for a
-                                                         // replacement that will never come.
-            let mut fallback: Option<(usize, usize)> = None;
-            let mut waiting = false;
-            for i in 0..n {
-                let position = (start + i) % n;
-                let slot = &slots[position];
-                if pass > 0 && lost[..pass].contains(&position) {
-                    continue;
-                }
-                match slot.state() {
-                    ChannelState::Ready => {}
-                    ChannelState::Connecting => {
-                        waiting = true;
-                        continue;
-                    }
-                    _ => continue,
-                }
-                let load = slot.in_flight.load(Ordering::Relaxed);
-                if cap.is_some_and(|c| load >= c) {
-                    waiting = true;
-                    continue;
-                }
-                if !exclude.is_empty() {
-                    if let Some(conn) = slot.conn().filter(|c| exclude.contains(&c.id)) {
-                        if conn.lost.is_cancelled() {
-                            // A connection that broke under this call: wait for its replacement.
-                            waiting = true;
-                        } else if fallback.is_none_or(|(_, l)| load < l) {
-                            fallback = Some((position, load));
-                        }
-                        continue;
-                    }
-                }
-                if best.is_none_or(|(_, l)| load < l) {
-                    best = Some((position, load));
-                    if load == 0 {
-                        break;
-                    }
-                }
-            }
-            let Some((position, _)) = best.or(fallback) else {
-                return if waiting { Pick::Wait } else { Pick::NoneReady };
-            };
-            let slot = &slots[position];
-            let Some(conn) = slot.conn() else { continue };
-            if conn.lost.is_cancelled() {
-                // Lost a moment ago (EOF, reset, GOAWAY): its worker is about to replace it.
-                lost[pass] = position;
-                continue;
-            }
-            if slot.try_reserve(cap) {
-                let reservation = InFlight::reserved(slot.clone());
-                return Pick::Got(PooledChannel::new(
-                    slot.clone(),
-                    conn,
-                    reservation,
-                    self.interceptor.clone(),
-                ));
-            }
-        }
-        Pick::Wait
-    }
-
-    /// Checkout, avoiding the connections in `exclude` (for transparent retries).
-    pub(crate) async fn checkout(&self, exclude: &[u64]) -> Result<PooledChannel, PoolError> {
-        match self.pick(exclude) {
-            Pick::Got(channel) => return Ok(channel),
-            Pick::Closed => return Err(self.closed_error()),
-            Pick::NoneReady => return Err(self.no_ready_error()),
-            Pick::Wait => {}
-        }
-        let started = Instant::now();
-        let deadline = started + self.settings.checkout_timeout;
-        debug!(parent: &self.span, "checkout waiting for a channel");
-        let _waiting = WaiterGuard::new(&self.signals);
-        loop {
-            let notified = self.signals.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.pick(exclude) {
-                Pick::Got(channel) => {
-                    self.metrics.checkout_wait(started.elapsed());
-                    return Ok(channel);
-                }
-                Pick::Closed => return Err(self.closed_error()),
-                Pick::NoneReady => return Err(self.no_ready_error()),
-                Pick::Wait => {}
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let waited = started.elapsed();
-                debug!(parent: &self.span, waited = ?waited, "checkout timed out");
-                self.metrics.checkout_timeout();
-                return Err(PoolError::CheckoutTimeout {
-                    pool: self.settings.name.clone(),
-                    waited,
-                });
-            }
-        }
-    }
-
-    fn closed_error(&self) -> PoolError {
-        PoolError::Closed {
-            pool: self.settings.name.clone(),
-        }
-    }
-
-    fn no_ready_error(&self) -> PoolError {
-        // Someone needs a channel: slots sleeping in backoff try again now.
-        self.signals.demand.notify_waiters();
-        let slots = self.slots.load();
-        PoolError::NoReadyChannel {
-            pool: self.settings.name.clone(),
-            last_error: slots.iter().rev().find_map(|s| s.last_error()),
-        }
-    }
-
-    pub(crate) fn status(&self) -> PoolStatus {
-        let channels = self.slots.load().iter().map(|s| s.status()).collect();
-        let mut status =
-            PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels);
-        status.grown = self.grown.load(Ordering::Relaxed);
-        status.shrunk = self.shrunk.load(Ordering::Relaxed);
-        status
-    }
-
-    fn in_flight(&self) -> usize {
-        let slots = self.slots.load();
-        slots
-            .iter()
-            .map(|s| s.in_flight.load(Ordering::SeqCst))
-            .sum()
-    }
-
-    /// Stops at once: refuse checkouts, end the workers, drop the connections.
-    fn stop(&self) {
-        self.signals.closed.store(true, Ordering::SeqCst);
-        self.cancel.cancel();
-        self.tracker.close();
-        for slot in self.slots.load().iter() {
-            slot.uninstall();
-            slot.close();
-        }
-        self.signals.state_changed();
-    }
-
-    /// Spawns the worker of `slot` in its span.
-    fn spawn_worker(&self, slot: Arc<Slot>) {
-        let settings = &self.settings;
-        let slot_span = tracing::info_span!(parent: &self.span, "slot", pool = %settings.name, slot = slot.index, endpoint = %slot.endpoint.display);
-        let task = crate::worker::run(slot, settings.clone(), self.cancel.clone());
-        self.tracker.spawn(task.instrument(slot_span));
-    }
-
-    /// The calls in flight and the READY channels now (for elastic sizing).
-    pub(crate) fn load(&self) -> (usize, usize) {
-        let slots = self.slots.load();
-        let ready = slots
-            .iter()
-            .filter(|s| s.state() == ChannelState::Ready)
-            .count();
-        let in_flight = slots
-            .iter()
-            .map(|s| s.in_flight.load(Ordering::Relaxed))
-            .sum();
-        (in_flight, ready)
-    }
-
-    /// Adds `count` slots (elastic growth), each on the endpoint with the fewest slots.
-    pub(crate) fn grow(&self, count: usize) {
-        if self.is_closed() {
-            return;
-        }
-        let mut slots: Vec<Arc<Slot>> = self.slots.load().iter().cloned().collect();
-        let mut added = Vec::with_capacity(count);
-        for _ in 0..count {
-            let e = crate::maintain::endpoint_for_new_slot(&slots, self.settings.endpoints.len());
-            let slot = Arc::new(Slot::new(
-                self.next_index.fetch_add(1, Ordering::Relaxed),
-                e,
-                self.settings.endpoints[e].clone(),
-                self.signals.clone(),
-                self.metrics.clone(),
-                self.cancel.child_token(),
-            ));
-            self.metrics
-                .state_changed(None, Some(ChannelState::Connecting));
-            slots.push(slot.clone());
-            let addrs = self.resolved.lock().unwrap_or_else(|p| p.into_inner())[e].clone();
-            let mine: Vec<&Arc<Slot>> = slots.iter().filter(|s| s.endpoint_index == e).collect();
-            crate::maintain::assign(&mine, &addrs);
-            added.push(slot);
-        }
-        self.slots.store(Arc::new(slots));
-        for slot in added {
-            self.spawn_worker(slot);
-        }
-        self.grown.fetch_add(count as u64, Ordering::Relaxed);
-        self.metrics.resized("up");
-    }
-
-    /// Removes `count` slots (elastic shrink). A removed slot takes no new calls; its calls
-    /// in flight finish on its connection, which then closes.
-    pub(crate) fn shrink(&self, count: usize) {
-        if self.is_closed() {
-            return;
-        }
-        let mut slots: Vec<Arc<Slot>> = self.slots.load().iter().cloned().collect();
-        let mut removed = Vec::with_capacity(count);
-        for _ in 0..count {
-            let Some(i) = crate::maintain::victim(&slots) else {
-                break;
-            };
-            removed.push(slots.remove(i));
-        }
-        self.slots.store(Arc::new(slots));
-        let removed_count = removed.len();
-        for slot in removed {
-            debug!(parent: &self.span, slot = slot.index, in_flight = slot.in_flight.load(Ordering::Relaxed), "removing slot");
-            slot.stop.cancel();
-        }
-        self.shrunk
-            .fetch_add(removed_count as u64, Ordering::Relaxed);
-        self.metrics.resized("down");
-    }
-
-    async fn shutdown(&self) {
-        let first = !self.signals.closed.swap(true, Ordering::SeqCst);
-        if first {
-            let _span = self.span.enter();
-            info!(in_flight = self.in_flight(), "shutting down");
-        }
-        self.signals.state_changed();
-        // Drain: wait for calls in flight (woken by each release while closed).
-        let deadline = Instant::now() + self.settings.drain_timeout;
-        {
-            let _waiting = WaiterGuard::new(&self.signals);
-            loop {
-                let notified = self.signals.changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.in_flight() == 0 {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    warn!(parent: &self.span, in_flight = self.in_flight(), timeout = ?self.settings.drain_timeout, "drain timed out; closing with calls in flight");
-                    break;
-                }
-            }
-        }
-        self.stop();
-        self.tracker.wait().await;
-        registry::remove(&self.settings.name, self.id);
-        if first {
-            info!(parent: &self.span, "shut down");
-        }
+    shared.stop();
+    shared.tracker.wait().await;
+    handle::remove(&shared.settings.name, shared.id);
+    if first {
+        info!(parent: &shared.span, "shut down");
     }
 }

@@ -4,132 +4,18 @@
 //! by `checkout`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
-use crate::config::EndpointSpec;
+use crate::conn::Conn;
 use crate::metrics::PoolMetrics;
+use crate::settings::EndpointSpec;
+use crate::signals::Signals;
 use crate::status::{ChannelState, ChannelStatus};
-
-/// Pool-wide wake-ups: checkout waiters, the start waiter and the shutdown drain.
-#[derive(Debug, Default)]
-pub(crate) struct Signals {
-    /// Notified on every state change (all waiters) and on released calls (one waiter).
-    pub(crate) changed: Notify,
-    /// Tasks waiting on `changed`; releases notify only when someone waits.
-    pub(crate) waiters: AtomicUsize,
-    /// Set once shutdown begins.
-    pub(crate) closed: AtomicBool,
-    /// A connection attempt failed: re-resolve host names soon (the pool's maintenance task).
-    pub(crate) resolve_now: Notify,
-    /// A checkout found no channel READY or connecting: workers backing off try again now
-    /// (at most once per [`DEMAND_FLOOR`](crate::worker::DEMAND_FLOOR)).
-    pub(crate) demand: Notify,
-}
-
-impl Signals {
-    /// A state change: wake everyone who waits.
-    pub(crate) fn state_changed(&self) {
-        self.changed.notify_waiters();
-    }
-
-    /// A call finished: wake one waiter (its capacity is free now).
-    pub(crate) fn released(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            if self.closed.load(Ordering::SeqCst) {
-                self.changed.notify_waiters();
-            } else {
-                self.changed.notify_one();
-            }
-        }
-    }
-}
-
-/// Counts a task as waiting on [`Signals::changed`] while alive.
-pub(crate) struct WaiterGuard<'a>(&'a Signals);
-
-impl<'a> WaiterGuard<'a> {
-    pub(crate) fn new(signals: &'a Signals) -> Self {
-        signals.waiters.fetch_add(1, Ordering::SeqCst);
-        Self(signals)
-    }
-}
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The "connection lost" signal of one connection: set on EOF, I/O error, GOAWAY, a failed
-/// probe or a call that saw the connection fail; the worker then replaces the connection.
-/// Checked on every checkout, so the check is one atomic load (a `CancellationToken`'s
-/// `is_cancelled` takes a lock); waiting goes through the token.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Lost(Arc<LostInner>);
-
-#[derive(Debug, Default)]
-struct LostInner {
-    flag: AtomicBool,
-    token: CancellationToken,
-}
-
-impl Lost {
-    pub(crate) fn cancel(&self) {
-        if !self.0.flag.swap(true, Ordering::AcqRel) {
-            self.0.token.cancel();
-        }
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.flag.load(Ordering::Acquire)
-    }
-
-    pub(crate) async fn cancelled(&self) {
-        self.0.token.cancelled().await;
-    }
-}
-
-/// One HTTP/2 connection of a slot: a dedicated tonic `Channel` that never reconnects by
-/// itself (see `connector`), and the token cancelled when the connection is lost.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) channel: Channel,
-    /// Unique over the process: tells a replaced connection from its successor.
-    pub(crate) id: u64,
-    /// Cancelled when the connection is closed, broken, going away, or a call proved it
-    /// unusable. The worker then replaces it.
-    pub(crate) lost: Lost,
-    /// The address the slot preferred when this connection was opened (`None`: the
-    /// connector resolved the host itself).
-    pub(crate) preferred: Option<SocketAddr>,
-    /// The peer address, once connected.
-    pub(crate) peer: Arc<OnceLock<SocketAddr>>,
-}
-
-static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
-
-impl Conn {
-    pub(crate) fn new(
-        channel: Channel,
-        lost: Lost,
-        preferred: Option<SocketAddr>,
-        peer: Arc<OnceLock<SocketAddr>>,
-    ) -> Self {
-        Self {
-            channel,
-            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            lost,
-            preferred,
-            peer,
-        }
-    }
-}
 
 /// A slot: one of the pool's channels.
 #[derive(Debug)]

@@ -1,9 +1,21 @@
-//! The worker task of one slot: connect, probe, watch, reconnect with backoff.
+//! The worker task of one slot, a state machine: connect, serve (watch and probe), refresh,
+//! back off.
 //!
 //! A slot's state comes only from here: the connect result, the first probe, periodic health
 //! checks, and the connection's `lost` token (cancelled by the I/O on EOF/error/close, by
 //! the connector when tonic wants to reconnect, and by calls that saw the connection fail).
 //! tonic's `poll_ready` says nothing about connection health and is not consulted.
+//!
+//! The phases and what moves a worker from one to the next:
+//!
+//! - `Connecting` -> `Serving` once connected and probed; `BackingOff` when the attempt failed.
+//! - `Serving` -> `Refreshing` when due (maximum age, moved address); `Connecting` when the
+//!   connection is lost; `BackingOff` when it was lost within `MIN_UPTIME` of opening.
+//! - `Refreshing` -> `Serving` the new connection; `Serving` the old one when the replacement
+//!   failed (tried again later); `BackingOff` when the old one was lost meanwhile.
+//! - `BackingOff` -> `Connecting` after the delay (sooner when a checkout needs a channel).
+//!
+//! Any phase ends in `Stopped` when the slot is removed or the pool stops.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,14 +26,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::Settings;
-use crate::connector::OnceConnector;
-use crate::error::error_chain;
+use crate::conn::{Conn, Lost};
+use crate::connector;
 use crate::health::{self, Probe};
-use crate::slot::{Conn, Lost, Slot};
+use crate::settings::Settings;
+use crate::slot::Slot;
 use crate::status::ChannelState;
 
-/// See `run`: connections lost sooner than this count as failed attempts.
+/// Connections lost sooner than this after they opened count as failed attempts (see
+/// [`Worker::serving`]).
 const MIN_UPTIME: Duration = Duration::from_millis(100);
 
 /// A backoff sleep is cut short by demand (a checkout that found no channel) only after this
@@ -29,6 +42,22 @@ const MIN_UPTIME: Duration = Duration::from_millis(100);
 /// often instead of in a loop, and a recovered one is found within it instead of after a
 /// backoff delay that may have grown to `retry.max_delay`.
 pub(crate) const DEMAND_FLOOR: Duration = Duration::from_secs(1);
+
+/// What a worker does next.
+enum Phase {
+    /// Open a connection (TCP, TLS, HTTP/2, a first probe); the slot is `Connecting`.
+    Connecting,
+    /// Watch the installed connection (and probe it, with health checks on) until it is
+    /// lost or due for a refresh.
+    Serving(Current),
+    /// Open a replacement for a connection that still serves (maximum age, moved address);
+    /// the string says why.
+    Refreshing(Current, &'static str),
+    /// Wait this long before the next attempt; the slot is `Backoff`.
+    BackingOff(Duration),
+    /// The slot was removed or the pool stopped.
+    Stopped,
+}
 
 /// Why the watch of a connection ended.
 enum Watch {
@@ -40,127 +69,287 @@ enum Watch {
     Refresh(&'static str),
 }
 
+/// What a failed connection attempt left the slot with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Left {
+    /// No connection: the attempt counts against the slot (its last error, the failures
+    /// that bound `Pool::start`, the metrics).
+    Nothing,
+    /// The current connection, which keeps serving (a failed refresh).
+    Current,
+}
+
+/// One slot's worker: what persists across phases.
+struct Worker {
+    slot: Arc<Slot>,
+    settings: Arc<Settings>,
+    /// The slot's `stop` token: ends the worker (slot removed or pool stopped).
+    cancel: CancellationToken,
+    /// The pool's token: aborts the connections themselves (a removed slot's connection
+    /// drains instead).
+    kill: CancellationToken,
+    /// See [`DEMAND_FLOOR`].
+    floor: Duration,
+    /// As in gRPC, a connection that became READY resets the backoff and a lost one is
+    /// replaced at once (GOAWAY, max connection age). Only a connection lost within
+    /// `MIN_UPTIME` of its start takes a backoff step, so a server that accepts and then
+    /// drops every connection does not make the worker spin.
+    backoff: Backoff,
+    /// Refreshes that failed to connect are retried with their own backoff, while the
+    /// current connection keeps serving. Reset with each new connection.
+    refresh_backoff: Backoff,
+    warned_no_health: bool,
+}
+
 /// Runs until the slot's `stop` token fires. Call inside the slot's span. `kill` is the
 /// pool's token: it aborts the connections themselves (a removed slot's connection drains).
 pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: CancellationToken) {
-    let cancel = slot.stop.clone();
-    let floor = settings.retry.base_delay.min(DEMAND_FLOOR);
-    let mut backoff = Backoff::new(settings.retry.base_delay, settings.retry.max_delay);
-    let mut warned_no_health = false;
-    // As in gRPC, a connection that became READY resets the backoff and a lost one is
-    // replaced at once (GOAWAY, max connection age). Only a connection lost within
-    // `MIN_UPTIME` of its start takes a backoff step, so a server that accepts and then drops
-    // every connection does not make the worker spin.
-    'connect: loop {
-        slot.set_state(ChannelState::Connecting);
-        let attempt = backoff.failures() + 1;
-        debug!(attempt, "connecting");
-        let result = tokio::select! {
-            _ = cancel.cancelled() => break 'connect,
-            result = connect(&slot, &settings, &kill) => result,
+    let retry = &settings.retry;
+    let mut worker = Worker {
+        cancel: slot.stop.clone(),
+        floor: retry.base_delay.min(DEMAND_FLOOR),
+        backoff: Backoff::new(retry.base_delay, retry.max_delay),
+        refresh_backoff: Backoff::new(retry.base_delay, retry.max_delay),
+        warned_no_health: false,
+        slot,
+        settings,
+        kill,
+    };
+    let mut phase = Phase::Connecting;
+    loop {
+        phase = match phase {
+            Phase::Connecting => worker.connecting().await,
+            Phase::Serving(current) => worker.serving(current).await,
+            Phase::Refreshing(current, reason) => worker.refreshing(current, reason).await,
+            Phase::BackingOff(delay) => worker.backing_off(delay).await,
+            Phase::Stopped => break,
         };
-        let (conn, probe) = match result {
-            Ok(ok) => ok,
-            Err(cause) => {
-                slot.set_last_error(cause.clone());
-                slot.connect_failures.fetch_add(1, Ordering::SeqCst);
-                slot.metrics.connect_failed();
-                slot.signals.resolve_now.notify_one();
-                let delay = backoff.next_delay();
-                warn!(attempt, delay = ?delay, error = %cause, "connect failed; backing off");
-                slot.set_state(ChannelState::Backoff);
-                if !backoff_sleep(&slot, delay, floor, &cancel).await {
-                    break 'connect;
-                }
-                continue;
-            }
-        };
-        slot.connect_failures.store(0, Ordering::SeqCst);
-        let mut current = Current::new(&conn, &settings);
-        slot.install(conn);
-        apply_probe(&slot, &settings, probe, &mut warned_no_health, true);
-        // Refreshes that failed to connect are retried with their own backoff, while the
-        // current connection keeps serving.
-        let mut refresh_backoff = Backoff::new(settings.retry.base_delay, settings.retry.max_delay);
+    }
+    // Removed or stopped: new calls go elsewhere; calls in flight keep the connection.
+    worker.slot.uninstall();
+    worker.slot.close();
+}
 
-        loop {
-            match watch(&slot, &settings, &current, &cancel, &mut warned_no_health).await {
-                Watch::Stopped => break 'connect,
-                Watch::Refresh(reason) => {
-                    // Open the replacement while the current connection serves; switch new
-                    // calls to it once it is READY; the old one drains (its calls hold it).
-                    debug!(reason, "opening a replacement connection");
-                    let result = tokio::select! {
-                        _ = cancel.cancelled() => break 'connect,
-                        result = connect(&slot, &settings, &kill) => result,
-                    };
-                    match result {
-                        Ok((conn, probe)) => {
-                            refresh_backoff.reset();
-                            current = Current::new(&conn, &settings);
-                            let old = slot.install(conn);
-                            slot.refreshes.fetch_add(1, Ordering::Relaxed);
-                            slot.metrics.refreshed(reason);
-                            if let Some(old) = old {
-                                debug!(
-                                    reason,
-                                    old = old.id,
-                                    in_flight = slot.in_flight.load(Ordering::Relaxed),
-                                    "connection refreshed; the old one drains"
-                                );
-                            }
-                            apply_probe(&slot, &settings, probe, &mut warned_no_health, false);
-                        }
-                        Err(cause) if current.lost.is_cancelled() => {
-                            // The old connection died meanwhile: an ordinary reconnect.
-                            slot.uninstall();
-                            slot.set_last_error(cause.clone());
-                            slot.connect_failures.fetch_add(1, Ordering::SeqCst);
-                            slot.metrics.connect_failed();
-                            let delay = backoff.next_delay();
-                            warn!(delay = ?delay, error = %cause, "connection lost and its replacement failed; backing off");
-                            slot.set_state(ChannelState::Backoff);
-                            if !backoff_sleep(&slot, delay, floor, &cancel).await {
-                                break 'connect;
-                            }
-                            continue 'connect;
-                        }
-                        Err(cause) => {
-                            let delay = refresh_backoff.next_delay();
-                            warn!(reason, delay = ?delay, error = %cause, "replacement connection failed; keeping the current one");
-                            slot.signals.resolve_now.notify_one();
-                            // Retry then, for the same reason; moves wait as long.
-                            let at = Instant::now() + delay;
-                            current.refresh_at = Some(at);
-                            current.refresh_reason = reason;
-                            current.hold_moves_until = at;
-                        }
-                    }
-                }
-                Watch::Lost(why) => {
-                    slot.uninstall();
-                    slot.reconnects.fetch_add(1, Ordering::Relaxed);
-                    slot.metrics.reconnect();
-                    slot.set_last_error(why.clone());
-                    if current.connected_at.elapsed() >= MIN_UPTIME {
-                        backoff.reset();
-                        info!(reason = %why, "connection lost; reconnecting");
-                    } else {
-                        let delay = backoff.next_delay();
-                        warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
-                        slot.set_state(ChannelState::Backoff);
-                        if !backoff_sleep(&slot, delay, floor, &cancel).await {
-                            break 'connect;
-                        }
-                    }
-                    continue 'connect;
+impl Worker {
+    async fn connecting(&mut self) -> Phase {
+        self.slot.set_state(ChannelState::Connecting);
+        let attempt = self.backoff.failures() + 1;
+        debug!(attempt, "connecting");
+        let Some(result) = self.connect().await else {
+            return Phase::Stopped;
+        };
+        match result {
+            Ok((conn, probe)) => {
+                self.slot.connect_failures.store(0, Ordering::SeqCst);
+                self.refresh_backoff.reset();
+                let current = Current::new(&conn, &self.settings);
+                self.slot.install(conn);
+                self.apply_probe(probe, true);
+                Phase::Serving(current)
+            }
+            Err(cause) => {
+                self.record_failure(&cause, Left::Nothing);
+                let delay = self.backoff.next_delay();
+                warn!(attempt, delay = ?delay, error = %cause, "connect failed; backing off");
+                Phase::BackingOff(delay)
+            }
+        }
+    }
+
+    async fn serving(&mut self, current: Current) -> Phase {
+        match self.watch(&current).await {
+            Watch::Stopped => Phase::Stopped,
+            Watch::Refresh(reason) => {
+                // Open the replacement while the current connection serves; switch new calls
+                // to it once it is READY; the old one drains (its calls hold it).
+                debug!(reason, "opening a replacement connection");
+                Phase::Refreshing(current, reason)
+            }
+            Watch::Lost(why) => {
+                self.slot.uninstall();
+                self.slot.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.slot.metrics.reconnect();
+                self.slot.set_last_error(why.clone());
+                if current.connected_at.elapsed() >= MIN_UPTIME {
+                    self.backoff.reset();
+                    info!(reason = %why, "connection lost; reconnecting");
+                    Phase::Connecting
+                } else {
+                    let delay = self.backoff.next_delay();
+                    warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
+                    Phase::BackingOff(delay)
                 }
             }
         }
     }
-    // Removed or stopped: new calls go elsewhere; calls in flight keep the connection.
-    slot.uninstall();
-    slot.close();
+
+    async fn refreshing(&mut self, mut current: Current, reason: &'static str) -> Phase {
+        let Some(result) = self.connect().await else {
+            return Phase::Stopped;
+        };
+        match result {
+            Ok((conn, probe)) => {
+                self.refresh_backoff.reset();
+                let next = Current::new(&conn, &self.settings);
+                let old = self.slot.install(conn);
+                self.slot.refreshes.fetch_add(1, Ordering::Relaxed);
+                self.slot.metrics.refreshed(reason);
+                if let Some(old) = old {
+                    debug!(
+                        reason,
+                        old = old.id,
+                        in_flight = self.slot.in_flight.load(Ordering::Relaxed),
+                        "connection refreshed; the old one drains"
+                    );
+                }
+                self.apply_probe(probe, false);
+                Phase::Serving(next)
+            }
+            Err(cause) if current.lost.is_cancelled() => {
+                // The old connection died meanwhile: an ordinary failed reconnect.
+                self.slot.uninstall();
+                self.record_failure(&cause, Left::Nothing);
+                let delay = self.backoff.next_delay();
+                warn!(delay = ?delay, error = %cause, "connection lost and its replacement failed; backing off");
+                Phase::BackingOff(delay)
+            }
+            Err(cause) => {
+                let delay = self.refresh_backoff.next_delay();
+                warn!(reason, delay = ?delay, error = %cause, "replacement connection failed; keeping the current one");
+                self.record_failure(&cause, Left::Current);
+                // Retry then, for the same reason; moves wait as long.
+                let at = Instant::now() + delay;
+                current.refresh_at = Some(at);
+                current.refresh_reason = reason;
+                current.hold_moves_until = at;
+                Phase::Serving(current)
+            }
+        }
+    }
+
+    async fn backing_off(&mut self, delay: Duration) -> Phase {
+        self.slot.set_state(ChannelState::Backoff);
+        if crate::backoff::sleep(&self.slot.signals.demand, delay, self.floor, &self.cancel).await {
+            Phase::Connecting
+        } else {
+            Phase::Stopped
+        }
+    }
+
+    /// The bookkeeping of every failed connection attempt. Each one asks the pool to
+    /// re-resolve host names soon (the address tried may be stale); one that left the slot
+    /// without a connection also counts against the slot.
+    fn record_failure(&self, cause: &str, left: Left) {
+        if left == Left::Nothing {
+            self.slot.set_last_error(cause.to_owned());
+            self.slot.connect_failures.fetch_add(1, Ordering::SeqCst);
+            self.slot.metrics.connect_failed();
+        }
+        self.slot.signals.resolve_now.notify_one();
+    }
+
+    /// Opens a connection for the slot (see [`connector::connect`]); `None` when the slot
+    /// stopped first.
+    async fn connect(&self) -> Option<Result<(Conn, Probe), String>> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            result = connector::connect(&self.slot, &self.settings, &self.kill) => Some(result),
+        }
+    }
+
+    /// Sets the state from a probe that reached the server.
+    fn apply_probe(&mut self, probe: Probe, first: bool) {
+        let slot = &self.slot;
+        match probe {
+            Probe::Serving | Probe::NoHealthService => {
+                if probe == Probe::NoHealthService
+                    && self.settings.health_check
+                    && !self.warned_no_health
+                {
+                    self.warned_no_health = true;
+                    warn!("server has no grpc.health.v1.Health service; treating it as healthy (keepalive only)");
+                }
+                let was = slot.state();
+                slot.set_state(ChannelState::Ready);
+                if first {
+                    info!("ready");
+                } else if was == ChannelState::Unhealthy {
+                    info!("healthy again");
+                }
+            }
+            Probe::NotServing(why) if self.settings.health_check => {
+                if slot.state() != ChannelState::Unhealthy {
+                    warn!(reason = %why, "unhealthy; routing no calls here");
+                }
+                slot.set_last_error(why);
+                slot.set_state(ChannelState::Unhealthy);
+            }
+            Probe::NotServing(why) => {
+                // Health checks are off: the server answered, so the connection works.
+                debug!(reason = %why, "health service answered, health checks off");
+                slot.set_state(ChannelState::Ready);
+                if first {
+                    info!("ready");
+                }
+            }
+            Probe::Failed(_) => {}
+        }
+    }
+
+    /// Watches a connection until it is lost, is due for a refresh, or the slot stops.
+    async fn watch(&mut self, current: &Current) -> Watch {
+        let settings = self.settings.clone();
+        let slot = self.slot.clone();
+        let cancel = self.cancel.clone();
+        let lost = &current.lost;
+        let mut ticker = match (settings.health_check, settings.ping_interval) {
+            (true, Some(every)) => {
+                let mut t = tokio::time::interval_at(Instant::now() + every, every);
+                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                Some(t)
+            }
+            _ => None,
+        };
+        let probe_timeout = match settings.ping_interval {
+            Some(every) => settings.connect_timeout.min(every),
+            None => settings.connect_timeout,
+        };
+        let refresh_at = async {
+            match current.refresh_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(refresh_at);
+        loop {
+            // The preferred address moved (re-resolution) since this connection was opened.
+            let preferred = slot.preferred();
+            if preferred.is_some()
+                && preferred != current.preferred
+                && Instant::now() >= current.hold_moves_until
+            {
+                return Watch::Refresh("moved");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Watch::Stopped,
+                _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
+                _ = &mut refresh_at => return Watch::Refresh(current.refresh_reason),
+                _ = slot.refresh.notified() => continue,
+                _ = tick(&mut ticker) => {
+                    let probe = tokio::select! {
+                        _ = cancel.cancelled() => return Watch::Stopped,
+                        _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
+                        probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout) => probe,
+                    };
+                    if let Probe::Failed(why) = probe {
+                        lost.cancel();
+                        return Watch::Lost(why);
+                    }
+                    self.apply_probe(probe, false);
+                }
+            }
+        }
+    }
 }
 
 /// The connection a worker watches.
@@ -199,169 +388,11 @@ fn jittered_age(age: Duration) -> Duration {
     age.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
-/// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
-/// answer, even UNIMPLEMENTED) is what makes a channel warm.
-async fn connect(
-    slot: &Slot,
-    settings: &Settings,
-    kill: &CancellationToken,
-) -> Result<(Conn, Probe), String> {
-    let lost = Lost::default();
-    let addrs = slot.addrs();
-    let preferred = addrs.first().copied();
-    let peer = Arc::new(std::sync::OnceLock::new());
-    let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone());
-    let timeout = settings.connect_timeout;
-    let connecting = slot.endpoint.endpoint.connect_with_connector(connector);
-    let channel = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => {
-            return Err(format!(
-                "connect timed out after {}",
-                humantime::format_duration(timeout)
-            ))
-        }
-        Ok(Err(e)) => return Err(error_chain(&e)),
-        Ok(Ok(channel)) => channel,
-    };
-    let probe = health::check(channel.clone(), &settings.health_service, timeout).await;
-    if let Probe::Failed(why) = probe {
-        lost.cancel();
-        return Err(why);
-    }
-    Ok((Conn::new(channel, lost, preferred, peer), probe))
-}
-
-/// Sets the state from a probe that reached the server.
-fn apply_probe(
-    slot: &Slot,
-    settings: &Settings,
-    probe: Probe,
-    warned_no_health: &mut bool,
-    first: bool,
-) {
-    match probe {
-        Probe::Serving | Probe::NoHealthService => {
-            if probe == Probe::NoHealthService && settings.health_check && !*warned_no_health {
-                *warned_no_health = true;
-                warn!("server has no grpc.health.v1.Health service; treating it as healthy (keepalive only)");
-            }
-            let was = slot.state();
-            slot.set_state(ChannelState::Ready);
-            if first {
-                info!("ready");
-            } else if was == ChannelState::Unhealthy {
-                info!("healthy again");
-            }
-        }
-        Probe::NotServing(why) if settings.health_check => {
-            if slot.state() != ChannelState::Unhealthy {
-                warn!(reason = %why, "unhealthy; routing no calls here");
-            }
-            slot.set_last_error(why);
-            slot.set_state(ChannelState::Unhealthy);
-        }
-        Probe::NotServing(why) => {
-            // Health checks are off: the server answered, so the connection works.
-            debug!(reason = %why, "health service answered, health checks off");
-            slot.set_state(ChannelState::Ready);
-            if first {
-                info!("ready");
-            }
-        }
-        Probe::Failed(_) => {}
-    }
-}
-
-/// Watches a connection until it is lost, is due for a refresh, or the slot stops.
-async fn watch(
-    slot: &Slot,
-    settings: &Settings,
-    current: &Current,
-    cancel: &CancellationToken,
-    warned_no_health: &mut bool,
-) -> Watch {
-    let lost = &current.lost;
-    let mut ticker = match (settings.health_check, settings.ping_interval) {
-        (true, Some(every)) => {
-            let mut t = tokio::time::interval_at(Instant::now() + every, every);
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            Some(t)
-        }
-        _ => None,
-    };
-    let probe_timeout = match settings.ping_interval {
-        Some(every) => settings.connect_timeout.min(every),
-        None => settings.connect_timeout,
-    };
-    let refresh_at = async {
-        match current.refresh_at {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(refresh_at);
-    loop {
-        // The preferred address moved (re-resolution) since this connection was opened.
-        let preferred = slot.preferred();
-        if preferred.is_some()
-            && preferred != current.preferred
-            && Instant::now() >= current.hold_moves_until
-        {
-            return Watch::Refresh("moved");
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Watch::Stopped,
-            _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
-            _ = &mut refresh_at => return Watch::Refresh(current.refresh_reason),
-            _ = slot.refresh.notified() => continue,
-            _ = tick(&mut ticker) => {
-                let probe = tokio::select! {
-                    _ = cancel.cancelled() => return Watch::Stopped,
-                    _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
-                    probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout) => probe,
-                };
-                if let Probe::Failed(why) = probe {
-                    lost.cancel();
-                    return Watch::Lost(why);
-                }
-                apply_probe(slot, settings, probe, warned_no_health, false);
-            }
-        }
-    }
-}
-
 async fn tick(ticker: &mut Option<Interval>) {
     match ticker {
         Some(t) => {
             t.tick().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Sleeps `delay`, or only `floor` when a checkout finds no channel meanwhile; returns false
-/// if cancelled first.
-async fn backoff_sleep(
-    slot: &Slot,
-    delay: Duration,
-    floor: Duration,
-    cancel: &CancellationToken,
-) -> bool {
-    let start = Instant::now();
-    let demand = slot.signals.demand.notified();
-    tokio::pin!(demand);
-    demand.as_mut().enable();
-    tokio::select! {
-        _ = cancel.cancelled() => return false,
-        _ = tokio::time::sleep(delay) => return true,
-        _ = &mut demand => {}
-    }
-    let at = start + floor.min(delay);
-    if at > Instant::now() {
-        debug!(delay = ?delay, "a checkout needs a channel; reconnecting early");
-    }
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep_until(at) => true,
     }
 }

@@ -226,7 +226,7 @@ impl PoolConfigBuilder {
             + Sync
             + 'static,
     {
-        let hook: crate::channel::Interceptor = std::sync::Arc::new(move |request| {
+        let hook: crate::interceptor::Interceptor = std::sync::Arc::new(move |request| {
             let headers = std::mem::take(request.headers_mut());
             let mut metadata = tonic::metadata::MetadataMap::from_headers(headers);
             let result = interceptor(&mut metadata);

@@ -37,8 +37,6 @@ use std::time::Duration;
 pub use builder::PoolConfigBuilder;
 pub(crate) use check::{endpoints as endpoint_uris, parse_uri as parse_endpoint_uri};
 pub use tls::TlsConfig;
-// Transitional: the runtime still imports these through `config`.
-pub(crate) use crate::settings::{EndpointSpec, Settings};
 
 use crate::error::ConfigError;
 use load::Naming;
@@ -158,7 +156,7 @@ pub struct PoolConfig {
 
 /// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
 #[derive(Clone)]
-pub(crate) struct RequestInterceptor(pub(crate) crate::channel::Interceptor);
+pub(crate) struct RequestInterceptor(pub(crate) crate::interceptor::Interceptor);
 
 impl fmt::Debug for RequestInterceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -19,7 +19,7 @@ use etcd_tests::{
 const DEADLINE: Duration = Duration::from_secs(1);
 const WORKERS: usize = 8;
 const PACE: Duration = Duration::from_millis(5);
-/// The bound: etcd serving again through the pool within 3 s.
+/// How soon etcd must serve again through the pool after a fault: within 3 s.
 const RECOVERY_BOUND: Duration = Duration::from_secs(3);
 
 fn timings() -> Timings {

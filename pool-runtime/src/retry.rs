@@ -1,5 +1,6 @@
-//! Call helpers for generated clients: [`unary`] with transparent retry, and
-//! [`checkout_for_stream`].
+//! Transparent retry: [`unary`] sends a call again on another connection when the server
+//! provably never saw it; [`checkout_for_stream`] checks out for a call that is never retried.
+//! Both are used by generated clients (through `__private`).
 
 use std::future::Future;
 
@@ -9,11 +10,7 @@ use tracing::debug;
 use crate::channel::PooledChannel;
 use crate::classify::is_never_sent;
 use crate::pool::Pool;
-
-/// How many times a call that was never sent is sent again (each time on another
-/// connection). gRPC allows unlimited transparent retries for requests that never left the
-/// client; a small bound keeps a pool whose connections all fail from looping.
-const MAX_TRANSPARENT_RETRIES: usize = 3;
+use crate::rules::MAX_TRANSPARENT_RETRIES;
 
 /// Runs a call with one request message (unary or server-streaming) on the least-loaded
 /// channel, retrying it transparently when the server provably never saw it. For a
@@ -33,9 +30,9 @@ const MAX_TRANSPARENT_RETRIES: usize = 3;
 /// The decision is made inside [`PooledChannel`]'s service call, where the raw transport
 /// error is available, and travels as a private mark in the `Status` source chain. Such a
 /// call is sent again (a clone of the message, the same metadata and extensions) on another
-/// connection, up to 3 times, waiting for a channel like a checkout does. Any other failure,
-/// including every gRPC status the server returned, is returned unchanged: no call that may
-/// have executed is retried. Checkout errors become a `Status` through
+/// connection, up to 3 times (`rules::MAX_TRANSPARENT_RETRIES`), waiting for a channel like a
+/// checkout does. Any other failure, including every gRPC status the server returned, is
+/// returned unchanged: no call that may have executed is retried. Checkout errors become a `Status` through
 /// `From<PoolError> for Status` (the `PoolError` is its source).
 pub async fn unary<M, R, F, Fut>(
     pool: &Pool,
@@ -62,7 +59,7 @@ where
         }
         failed.push(conn);
         debug!(pool = %pool.name(), retry = failed.len(), code = ?status.code(), "request was never sent; retrying on another connection");
-        channel = match pool.shared().checkout(&failed).await {
+        channel = match crate::balance::checkout(pool.shared(), &failed).await {
             Ok(channel) => channel,
             // Nothing to retry on: the original error says more than the checkout's.
             Err(_) => return Err(status),

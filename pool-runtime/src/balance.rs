@@ -1,0 +1,300 @@
+//! Checkout: which channel a call gets ([`choose`]), reserving it, and waiting for one.
+//!
+//! The hot path reads the slots' lock-free snapshot (an `ArcSwap`) and their atomics only:
+//! no lock is taken to choose or reserve a channel.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::channel::PooledChannel;
+use crate::conn::Conn;
+use crate::error::PoolError;
+use crate::interceptor::Interceptor;
+use crate::shared::Shared;
+use crate::slot::{InFlight, Slot};
+use crate::status::ChannelState;
+
+/// How many times one checkout chooses again after its choice proved unusable (the
+/// connection was lost a moment ago, or another call took the last capacity first).
+const PASSES: usize = 4;
+
+/// What [`choose`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Choice {
+    /// The slot at this position.
+    Slot(usize),
+    /// Ready channels exist but are at their cap, or channels are connecting: worth waiting.
+    Wait,
+    /// Nothing is ready or about to be.
+    NoneReady,
+}
+
+/// The READY slot with the fewest calls in flight, under `cap`, scanning from `start` (so
+/// ties rotate) and skipping the positions in `skip`.
+///
+/// A slot whose connection is in `exclude` (a transparent retry avoids the connections that
+/// refused the call) is chosen only when no other slot is READY and its connection is still
+/// intact (e.g. it answered REFUSED_STREAM), rather than waiting for a replacement that will
+/// never come; when that connection is lost, its replacement is worth waiting for.
+pub(crate) fn choose(
+    slots: &[Arc<Slot>],
+    cap: Option<usize>,
+    exclude: &[u64],
+    skip: &[usize],
+    start: usize,
+) -> Choice {
+    let n = slots.len();
+    let mut best: Option<(usize, usize)> = None; // (position, load)
+    let mut fallback: Option<(usize, usize)> = None; // among the excluded connections
+    let mut waiting = false;
+    for i in 0..n {
+        let position = (start + i) % n;
+        if skip.contains(&position) {
+            continue;
+        }
+        let slot = &slots[position];
+        match slot.state() {
+            ChannelState::Ready => {}
+            ChannelState::Connecting => {
+                waiting = true;
+                continue;
+            }
+            _ => continue,
+        }
+        let load = slot.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+        if cap.is_some_and(|c| load >= c) {
+            waiting = true;
+            continue;
+        }
+        if !exclude.is_empty() {
+            if let Some(conn) = slot.conn().filter(|c| exclude.contains(&c.id)) {
+                if conn.lost.is_cancelled() {
+                    waiting = true;
+                } else if fallback.is_none_or(|(_, l)| load < l) {
+                    fallback = Some((position, load));
+                }
+                continue;
+            }
+        }
+        if best.is_none_or(|(_, l)| load < l) {
+            best = Some((position, load));
+            if load == 0 {
+                break;
+            }
+        }
+    }
+    match best.or(fallback) {
+        Some((position, _)) => Choice::Slot(position),
+        None if waiting => Choice::Wait,
+        None => Choice::NoneReady,
+    }
+}
+
+/// Reserves one call on `slot` (under `cap`) and hands out its connection `conn`; `None`
+/// when another call took the last capacity first.
+fn reserve(
+    slot: &Arc<Slot>,
+    conn: Arc<Conn>,
+    cap: Option<usize>,
+    interceptor: &Option<Interceptor>,
+) -> Option<PooledChannel> {
+    if !slot.try_reserve(cap) {
+        return None;
+    }
+    let reservation = InFlight::reserved(slot.clone());
+    Some(PooledChannel::new(
+        slot.clone(),
+        conn,
+        reservation,
+        interceptor.clone(),
+    ))
+}
+
+/// The outcome of one attempt to check out without waiting.
+enum Pick {
+    Got(PooledChannel),
+    Wait,
+    NoneReady,
+    Closed,
+}
+
+/// Chooses and reserves, choosing again (up to [`PASSES`] times) when the choice proved
+/// unusable.
+fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
+    if shared.is_closed() {
+        return Pick::Closed;
+    }
+    let cap = shared.settings.max_in_flight;
+    let slots = shared.slots.load();
+    let n = slots.len();
+    if n == 0 {
+        return Pick::NoneReady;
+    }
+    // Slots whose connection turned out lost in an earlier pass (the worker has not marked
+    // them yet): skipped by the later passes.
+    let mut lost = [usize::MAX; PASSES];
+    for pass in 0..PASSES {
+        // Ties are broken from a random start (a thread-local generator: a shared round-robin
+        // counter would bounce one cache line between cores on every pick).
+        let start = fastrand::usize(..n);
+        let position = match choose(&slots, cap, exclude, &lost[..pass], start) {
+            Choice::Slot(position) => position,
+            Choice::Wait => return Pick::Wait,
+            Choice::NoneReady => return Pick::NoneReady,
+        };
+        let slot = &slots[position];
+        let Some(conn) = slot.conn() else { continue };
+        if conn.lost.is_cancelled() {
+            // Lost a moment ago (EOF, reset, GOAWAY): its worker is about to replace it.
+            lost[pass] = position;
+            continue;
+        }
+        if let Some(channel) = reserve(slot, conn, cap, &shared.interceptor) {
+            return Pick::Got(channel);
+        }
+    }
+    Pick::Wait
+}
+
+/// Checks out a channel, avoiding the connections in `exclude` (for transparent retries):
+/// at once when one is free, else waiting (woken by finished calls and state changes) up to
+/// `checkout_timeout`. See [`Pool::checkout`](crate::Pool::checkout).
+pub(crate) async fn checkout(shared: &Shared, exclude: &[u64]) -> Result<PooledChannel, PoolError> {
+    let settled = |pick| match pick {
+        Pick::Got(channel) => Some(Ok(channel)),
+        Pick::Closed => Some(Err(closed_error(shared))),
+        Pick::NoneReady => Some(Err(no_ready_error(shared))),
+        Pick::Wait => None,
+    };
+    if let Some(done) = settled(pick(shared, exclude)) {
+        return done;
+    }
+    let started = Instant::now();
+    let deadline = started + shared.settings.checkout_timeout;
+    debug!(parent: &shared.span, "checkout waiting for a channel");
+    let done = shared
+        .signals
+        .wait_until(Some(deadline), || settled(pick(shared, exclude)))
+        .await;
+    match done {
+        Some(Ok(channel)) => {
+            shared.metrics.checkout_wait(started.elapsed());
+            Ok(channel)
+        }
+        Some(Err(e)) => Err(e),
+        None => {
+            let waited = started.elapsed();
+            debug!(parent: &shared.span, waited = ?waited, "checkout timed out");
+            shared.metrics.checkout_timeout();
+            Err(PoolError::CheckoutTimeout {
+                pool: shared.settings.name.clone(),
+                waited,
+            })
+        }
+    }
+}
+
+fn closed_error(shared: &Shared) -> PoolError {
+    PoolError::Closed {
+        pool: shared.settings.name.clone(),
+    }
+}
+
+fn no_ready_error(shared: &Shared) -> PoolError {
+    // Someone needs a channel: slots sleeping in backoff try again now.
+    shared.signals.demand.notify_waiters();
+    let slots = shared.slots.load();
+    PoolError::NoReadyChannel {
+        pool: shared.settings.name.clone(),
+        last_error: slots.iter().rev().find_map(|s| s.last_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{choose, Choice};
+    use crate::config::PoolConfig;
+    use crate::metrics::PoolMetrics;
+    use crate::settings::Settings;
+    use crate::signals::Signals;
+    use crate::slot::Slot;
+    use crate::status::ChannelState::{self, Backoff, Closed, Connecting, Ready, Unhealthy};
+
+    /// Slots in these states with these calls in flight (no connections: nothing excluded).
+    fn slots(spec: &[(ChannelState, usize)]) -> Vec<Arc<Slot>> {
+        let config = PoolConfig::builder()
+            .endpoint("http://127.0.0.1:50051")
+            .build()
+            .unwrap();
+        let settings = Settings::resolve(&config, "balance".into()).unwrap();
+        let signals = Arc::new(Signals::default());
+        let metrics = Arc::new(PoolMetrics::new("balance"));
+        let cancel = CancellationToken::new();
+        spec.iter()
+            .enumerate()
+            .map(|(i, (state, load))| {
+                let slot = crate::shared::new_slot(i, 0, &settings, &signals, &metrics, &cancel);
+                slot.set_state(*state);
+                slot.in_flight.store(*load, Ordering::Relaxed);
+                slot
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_least_loaded_ready_slot_wins_from_any_start() {
+        let s = slots(&[
+            (Ready, 3),
+            (Unhealthy, 0),
+            (Ready, 1),
+            (Backoff, 0),
+            (Ready, 2),
+        ]);
+        for start in 0..s.len() {
+            assert_eq!(
+                choose(&s, None, &[], &[], start),
+                Choice::Slot(2),
+                "start {start}"
+            );
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_first_slot_from_the_start() {
+        let s = slots(&[(Ready, 1), (Ready, 1), (Ready, 1)]);
+        for start in 0..s.len() {
+            assert_eq!(choose(&s, None, &[], &[], start), Choice::Slot(start));
+        }
+    }
+
+    #[test]
+    fn slots_at_the_cap_or_connecting_are_worth_waiting_for() {
+        let full = slots(&[(Ready, 2), (Ready, 3)]);
+        assert_eq!(choose(&full, Some(2), &[], &[], 0), Choice::Wait);
+        assert_eq!(choose(&full, Some(3), &[], &[], 0), Choice::Slot(0));
+        assert_eq!(choose(&full, None, &[], &[], 1), Choice::Slot(0));
+        let connecting = slots(&[(Connecting, 0), (Backoff, 0)]);
+        assert_eq!(choose(&connecting, None, &[], &[], 0), Choice::Wait);
+    }
+
+    #[test]
+    fn nothing_ready_or_connecting_is_none_ready() {
+        let down = slots(&[(Backoff, 0), (Unhealthy, 0), (Closed, 0)]);
+        assert_eq!(choose(&down, None, &[], &[], 0), Choice::NoneReady);
+        assert_eq!(choose(&[], None, &[], &[], 0), Choice::NoneReady);
+    }
+
+    #[test]
+    fn skipped_positions_are_not_chosen() {
+        let s = slots(&[(Ready, 0), (Ready, 1)]);
+        assert_eq!(choose(&s, None, &[], &[0], 0), Choice::Slot(1));
+        assert_eq!(choose(&s, None, &[], &[0, 1], 0), Choice::NoneReady);
+    }
+}

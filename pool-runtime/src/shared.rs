@@ -1,0 +1,131 @@
+//! [`Shared`]: the state of one running pool, shared by its handles, workers, maintenance
+//! task and channels. The modules that act on a pool (`pool`, `balance`, `resize`,
+//! `addresses`, `maintain`, `handle`) all depend on this one, and it on none of them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::interceptor::Interceptor;
+use crate::metrics::PoolMetrics;
+use crate::settings::Settings;
+use crate::signals::Signals;
+use crate::slot::Slot;
+use crate::status::{ChannelState, PoolStatus};
+
+/// Everything the pool's handles, workers and channels share.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) settings: Arc<Settings>,
+    /// The current slots. Replaced (never edited in place) when an elastic pool resizes.
+    pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) metrics: Arc<PoolMetrics>,
+    /// The addresses of each endpoint (by position), as last resolved.
+    pub(crate) resolved: Mutex<Vec<Arc<[SocketAddr]>>>,
+    /// The index of the next slot added (indexes are never reused).
+    pub(crate) next_index: AtomicUsize,
+    /// Slots added and removed by elastic sizing.
+    pub(crate) grown: AtomicU64,
+    pub(crate) shrunk: AtomicU64,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) span: tracing::Span,
+    pub(crate) interceptor: Option<Interceptor>,
+}
+
+impl Shared {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.signals.closed.load(Ordering::SeqCst)
+    }
+
+    /// A new slot on endpoint `e` (not yet in `slots`, no worker yet), counted as connecting.
+    pub(crate) fn new_slot(&self, e: usize) -> Arc<Slot> {
+        new_slot(
+            self.next_index.fetch_add(1, Ordering::Relaxed),
+            e,
+            &self.settings,
+            &self.signals,
+            &self.metrics,
+            &self.cancel,
+        )
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        let channels = self.slots.load().iter().map(|s| s.status()).collect();
+        let mut status =
+            PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels);
+        status.grown = self.grown.load(Ordering::Relaxed);
+        status.shrunk = self.shrunk.load(Ordering::Relaxed);
+        status
+    }
+
+    /// The calls in flight over every slot.
+    pub(crate) fn in_flight(&self) -> usize {
+        let slots = self.slots.load();
+        slots
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// The calls in flight and the READY channels now (for elastic sizing).
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let slots = self.slots.load();
+        let ready = slots
+            .iter()
+            .filter(|s| s.state() == ChannelState::Ready)
+            .count();
+        let in_flight = slots
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum();
+        (in_flight, ready)
+    }
+
+    /// Stops at once: refuse checkouts, end the workers, drop the connections.
+    pub(crate) fn stop(&self) {
+        self.signals.closed.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+        self.tracker.close();
+        for slot in self.slots.load().iter() {
+            slot.uninstall();
+            slot.close();
+        }
+        self.signals.state_changed();
+    }
+
+    /// Spawns the worker of `slot` in its span.
+    pub(crate) fn spawn_worker(&self, slot: Arc<Slot>) {
+        let settings = &self.settings;
+        let slot_span = tracing::info_span!(parent: &self.span, "slot", pool = %settings.name, slot = slot.index, endpoint = %slot.endpoint.display);
+        let task = crate::worker::run(slot, settings.clone(), self.cancel.clone());
+        self.tracker.spawn(task.instrument(slot_span));
+    }
+}
+
+/// Slot `index` on endpoint `e`, counted as connecting in the gauges.
+pub(crate) fn new_slot(
+    index: usize,
+    e: usize,
+    settings: &Settings,
+    signals: &Arc<Signals>,
+    metrics: &Arc<PoolMetrics>,
+    cancel: &CancellationToken,
+) -> Arc<Slot> {
+    let slot = Arc::new(Slot::new(
+        index,
+        e,
+        settings.endpoints[e].clone(),
+        signals.clone(),
+        metrics.clone(),
+        cancel.child_token(),
+    ));
+    metrics.state_changed(None, Some(ChannelState::Connecting));
+    slot
+}

@@ -1,0 +1,131 @@
+//! Pool-wide wake-ups, and the one way to wait on them: [`Signals::wait_until`].
+//!
+//! Checkout waiters, the start waiter and the shutdown drain all wait the same way: check a
+//! condition, and if it does not hold, sleep until something changed (a slot changed state,
+//! a call finished) or a deadline passed, then check again. Nothing polls.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Pool-wide wake-ups: checkout waiters, the start waiter and the shutdown drain.
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// Notified on every state change (all waiters) and on released calls (one waiter).
+    pub(crate) changed: Notify,
+    /// Tasks waiting on `changed`; releases notify only when someone waits.
+    pub(crate) waiters: AtomicUsize,
+    /// Set once shutdown begins.
+    pub(crate) closed: AtomicBool,
+    /// A connection attempt failed: re-resolve host names soon (the pool's maintenance task).
+    pub(crate) resolve_now: Notify,
+    /// A checkout found no channel READY or connecting: workers backing off try again now
+    /// (at most once per [`DEMAND_FLOOR`](crate::worker::DEMAND_FLOOR)).
+    pub(crate) demand: Notify,
+}
+
+impl Signals {
+    /// A state change: wake everyone who waits.
+    pub(crate) fn state_changed(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// A call finished: wake one waiter (its capacity is free now).
+    pub(crate) fn released(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            if self.closed.load(Ordering::SeqCst) {
+                self.changed.notify_waiters();
+            } else {
+                self.changed.notify_one();
+            }
+        }
+    }
+
+    /// Waits until `check` returns `Some`, checking it again after every notification of
+    /// `changed`; `None` once `deadline` passes first (no deadline: waits as long as it takes).
+    ///
+    /// The notification is armed before each check, so a change between the check and the
+    /// sleep is not missed. The task counts as a waiter meanwhile (see [`released`]).
+    ///
+    /// [`released`]: Signals::released
+    pub(crate) async fn wait_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let _waiting = WaiterGuard::new(self);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(done) = check() {
+                return Some(done);
+            }
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return None;
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+/// Counts a task as waiting on [`Signals::changed`] while alive.
+struct WaiterGuard<'a>(&'a Signals);
+
+impl<'a> WaiterGuard<'a> {
+    fn new(signals: &'a Signals) -> Self {
+        signals.waiters.fetch_add(1, Ordering::SeqCst);
+        Self(signals)
+    }
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Signals;
+
+    #[tokio::test]
+    async fn wait_until_rechecks_on_each_change_and_stops_at_the_deadline() {
+        let signals = Arc::new(Signals::default());
+        let value = Arc::new(AtomicUsize::new(0));
+        let (s, v) = (signals.clone(), value.clone());
+        let bumper = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                v.fetch_add(1, Ordering::SeqCst);
+                s.state_changed();
+            }
+        });
+        let got = signals
+            .wait_until(None, || {
+                let now = value.load(Ordering::SeqCst);
+                (now >= 3).then_some(now)
+            })
+            .await;
+        assert_eq!(got, Some(3));
+        bumper.await.unwrap();
+        assert_eq!(signals.waiters.load(Ordering::SeqCst), 0);
+
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let never = signals.wait_until(Some(deadline), || None::<()>).await;
+        assert_eq!(never, None);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(signals.waiters.load(Ordering::SeqCst), 0);
+    }
+}
