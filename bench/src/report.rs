@@ -275,7 +275,7 @@ impl RunReport {
 /// The targets table of one run.
 pub(crate) fn targets_table(targets: &[&Target]) -> Table {
     Table {
-        title: "targets (issue 6)".to_owned(),
+        title: "targets".to_owned(),
         columns: ["target", "measured", "limit", "met"]
             .iter()
             .map(|c| c.to_string())

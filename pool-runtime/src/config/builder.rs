@@ -104,7 +104,9 @@ impl PoolConfigBuilder {
         self.config.pool.checkout_timeout = Some(timeout);
         self
     }
-    /// Timeout of one connection attempt.
+    /// Bounds the steps of a connection attempt, each on its own: the TCP, TLS and HTTP/2
+    /// setup, then the first probe; also each name lookup and each health probe (those at
+    /// most `ping_interval`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection.connect_timeout = Some(timeout);
         self

@@ -6,6 +6,11 @@
 //! emptiness test and its walk over counted and timed values (what validation checks against
 //! the table in [`crate::rules`]). Counts and durations go through the adaptors below, which
 //! report a malformed value as [`invalid`] so the loader can name the field it came from.
+//!
+//! A new setting is: its field in a section below, its getter (with the default) on
+//! `PoolConfig`, its builder setter, and its row in `rules::FIELDS` (TOML path, environment
+//! variable, bounds). TOML, the environment, merging and validation follow from those; an
+//! attribute key is one more row in `pool-macros/src/keys.rs`.
 
 use std::fmt;
 use std::path::PathBuf;
