@@ -162,15 +162,19 @@ fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
 /// at once when one is free, else waiting (woken by finished calls and state changes) up to
 /// `checkout_timeout`. See [`Pool::checkout`](crate::Pool::checkout).
 pub(crate) async fn checkout(shared: &Shared, exclude: &[u64]) -> Result<PooledChannel, PoolError> {
+    // The fast path, matched directly: a channel is handed out without building the wait.
+    match pick(shared, exclude) {
+        Pick::Got(channel) => return Ok(channel),
+        Pick::Closed => return Err(closed_error(shared)),
+        Pick::NoneReady => return Err(no_ready_error(shared)),
+        Pick::Wait => {}
+    }
     let settled = |pick| match pick {
         Pick::Got(channel) => Some(Ok(channel)),
         Pick::Closed => Some(Err(closed_error(shared))),
         Pick::NoneReady => Some(Err(no_ready_error(shared))),
         Pick::Wait => None,
     };
-    if let Some(done) = settled(pick(shared, exclude)) {
-        return done;
-    }
     let started = Instant::now();
     let deadline = started + shared.settings.checkout_timeout;
     debug!(parent: &shared.span, "checkout waiting for a channel");
