@@ -26,104 +26,25 @@
 mod builder;
 mod check;
 mod load;
+mod preset;
+mod retry;
 mod schema;
 mod tls;
 
 use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 pub use builder::PoolConfigBuilder;
 pub(crate) use check::{endpoints as endpoint_uris, parse_uri as parse_endpoint_uri};
+pub use preset::Preset;
+use preset::PRESETS;
+pub use retry::RetryConfig;
 pub use tls::TlsConfig;
 
 use crate::error::ConfigError;
 use load::Naming;
 use schema::{ConnectionSection, EndpointSection, PoolSection, Section};
-
-/// A preset: TLS on or off and timings suited to an environment (`endpoint.type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Preset {
-    /// TLS with the system (native) and webpki roots, health checks on.
-    Production,
-    /// Plaintext, for a server on the same machine or network.
-    Local,
-    /// Plaintext, fast retries and timeouts, no periodic health pings.
-    Test,
-}
-
-impl Preset {
-    /// The name used in TOML and environment variables.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Preset::Production => "production",
-            Preset::Local => "local",
-            Preset::Test => "test",
-        }
-    }
-}
-
-impl fmt::Display for Preset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Preset {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "production" => Ok(Preset::Production),
-            "local" => Ok(Preset::Local),
-            "test" => Ok(Preset::Test),
-            _ => Err(ConfigError::invalid(
-                "endpoint.type",
-                format!("{s:?}"),
-                PRESETS,
-            )),
-        }
-    }
-}
-
-/// What `endpoint.type` accepts, in the words of errors.
-const PRESETS: &str = "must be one of production, local, test";
-
-/// Connection attempts and the delays between them (the gRPC connection-backoff algorithm:
-/// `min(base_delay * 1.6^n, max_delay)` with ±20 % jitter).
-///
-/// `max_attempts` bounds how many attempts per channel [`Pool::start`](crate::Pool::start)
-/// waits for; after a successful start, failing channels keep retrying in the background.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RetryConfig {
-    /// Connection attempts per channel before `start` gives up (at least 1).
-    pub max_attempts: u32,
-    /// The first delay.
-    pub base_delay: Duration,
-    /// The largest delay.
-    pub max_delay: Duration,
-}
-
-impl RetryConfig {
-    /// A retry policy.
-    pub fn new(max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
-        Self {
-            max_attempts,
-            base_delay,
-            max_delay,
-        }
-    }
-}
-
-/// The library defaults: 3 attempts, 1 s base delay, 5 s maximum delay.
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self::new(3, Duration::from_secs(1), Duration::from_secs(5))
-    }
-}
 
 /// The configuration of a [`Pool`](crate::Pool).
 ///
