@@ -93,6 +93,12 @@ pub(crate) const KEYS: &[Key] = &[
         "",
     ),
     builder(
+        "reconnect_probe_interval",
+        Accepts::Duration,
+        "connection.reconnect_probe_interval",
+        "\"50ms\"",
+    ),
+    builder(
         "ping_interval",
         Accepts::DurationOrOff,
         "connection.ping_interval",

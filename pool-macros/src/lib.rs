@@ -18,9 +18,10 @@ use proc_macro::TokenStream;
 /// `pub static POOL: grpc_pool::NamedPool` with the given defaults, checked at compile time.
 ///
 /// Keys: `name` (required), `size`, `checkout_timeout`, `connect_timeout`, `keepalive`,
-/// `keepalive_while_idle`, `ping_interval` (a duration or `"off"`), `health_check`, `max_in_flight_per_channel`,
-/// `preset` (`"production"`, `"local"`, `"test"`), `endpoint` (repeatable), `env`,
-/// `min_size` and `max_size` (elastic), `max_connection_age` (a duration or `"off"`).
+/// `keepalive_while_idle`, `reconnect_probe_interval`, `ping_interval` (a duration or
+/// `"off"`), `health_check`, `max_in_flight_per_channel`, `preset` (`"production"`,
+/// `"local"`, `"test"`), `endpoint` (repeatable), `env`, `min_size` and `max_size` (elastic),
+/// `max_connection_age` (a duration or `"off"`).
 ///
 /// Every value is checked against the bound the runtime applies to the setting it maps to
 /// (e.g. `size` at most 1024, `checkout_timeout` at most 1h), so a value the runtime would

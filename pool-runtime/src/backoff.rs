@@ -2,11 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tracing::debug;
-
 /// Growth factor per attempt (gRPC's `MULTIPLIER`).
 const MULTIPLIER: f64 = 1.6;
 /// Relative jitter (gRPC's `JITTER`).
@@ -64,33 +59,6 @@ impl Backoff {
     /// A success: the next failure starts from `base` again.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
-    }
-}
-
-/// Sleeps `delay`, or only `floor` when a checkout finds no channel meanwhile; returns false
-/// if cancelled first.
-pub(crate) async fn sleep(
-    demand: &Notify,
-    delay: Duration,
-    floor: Duration,
-    cancel: &CancellationToken,
-) -> bool {
-    let start = Instant::now();
-    let demand = demand.notified();
-    tokio::pin!(demand);
-    demand.as_mut().enable();
-    tokio::select! {
-        _ = cancel.cancelled() => return false,
-        _ = tokio::time::sleep(delay) => return true,
-        _ = &mut demand => {}
-    }
-    let at = start + floor.min(delay);
-    if at > Instant::now() {
-        debug!(delay = ?delay, "a checkout needs a channel; reconnecting early");
-    }
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = tokio::time::sleep_until(at) => true,
     }
 }
 

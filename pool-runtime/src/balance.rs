@@ -178,6 +178,8 @@ pub(crate) async fn checkout(shared: &Shared, exclude: &[u64]) -> Result<PooledC
     let started = Instant::now();
     let deadline = started + shared.settings.checkout_timeout;
     debug!(parent: &shared.span, "checkout waiting for a channel");
+    // Slots backing off probe their addresses while this waits.
+    let _wanting = shared.signals.wait_for_channel();
     let done = shared
         .signals
         .wait_until(Some(deadline), || settled(pick(shared, exclude)))
@@ -207,8 +209,8 @@ fn closed_error(shared: &Shared) -> PoolError {
 }
 
 fn no_ready_error(shared: &Shared) -> PoolError {
-    // Someone needs a channel: slots sleeping in backoff try again now.
-    shared.signals.demand.notify_waiters();
+    // Someone needs a channel: slots sleeping in backoff probe their addresses now.
+    shared.signals.want_channel();
     let slots = shared.slots.load();
     PoolError::NoReadyChannel {
         pool: shared.settings.name.clone(),

@@ -60,7 +60,8 @@
 //                TCP connection per tonic Channel), conn (a connection and its `lost`
 //                signal), slot (one channel's state and counters), health (probes),
 //                backoff, maintain (the maintenance task) with addresses (which slot
-//                connects where) and resize (elastic size), signals (pool-wide wake-ups).
+//                connects where) and resize (elastic size), signals (pool-wide wake-ups),
+//                probe (turns at reconnecting to an address that is down).
 // Settings:      config (PoolConfig: schema, builder, validation, TOML, environment), rules
 //                (the table of settings shared with the macro and the generator), settings
 //                (a validated config turned into what the runtime uses), resolver.
@@ -82,6 +83,7 @@ mod maintain;
 pub mod metrics;
 mod named;
 mod pool;
+mod probe;
 pub mod registry;
 mod resize;
 pub mod resolver;

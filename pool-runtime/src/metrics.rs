@@ -10,6 +10,7 @@
 //! | `grpc_pool_checkout_wait_seconds` | histogram | | checkouts that had to wait |
 //! | `grpc_pool_checkout_timeouts_total` | counter | | checkouts that timed out |
 //! | `grpc_pool_reconnects_total` | counter | | connections replaced after a loss |
+//! | `grpc_pool_connect_attempts_total` | counter | `kind` (`connect`, `backoff`, `probe`) | connection attempts: right away (start, after a loss), after a backoff delay, or as an address's probe while calls wait |
 //! | `grpc_pool_connect_failures_total` | counter | | failed connection attempts |
 //! | `grpc_pool_refreshes_total` | counter | `reason` (`max_age`, `moved`) | connections replaced while healthy |
 //! | `grpc_pool_resizes_total` | counter | `direction` (`up`, `down`) | elastic size changes |
@@ -101,6 +102,10 @@ mod imp {
         pub(crate) fn reconnect(&self) {
             self.reconnects.increment(1);
         }
+        pub(crate) fn connect_attempt(&self, kind: &'static str) {
+            metrics::counter!("grpc_pool_connect_attempts_total", "pool" => self.pool.clone(), "kind" => kind)
+                .increment(1);
+        }
         pub(crate) fn connect_failed(&self) {
             self.connect_failures.increment(1);
         }
@@ -157,6 +162,7 @@ mod imp {
         pub(crate) fn checkout_wait(&self, _waited: Duration) {}
         pub(crate) fn checkout_timeout(&self) {}
         pub(crate) fn reconnect(&self) {}
+        pub(crate) fn connect_attempt(&self, _kind: &'static str) {}
         pub(crate) fn connect_failed(&self) {}
         pub(crate) fn refreshed(&self, _reason: &'static str) {}
         pub(crate) fn resized(&self, _direction: &'static str) {}

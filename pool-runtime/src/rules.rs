@@ -155,6 +155,11 @@ pub const FIELDS: &[Field] = &[
         Duration::ZERO,
         DAY,
     ),
+    duration(
+        "connection.reconnect_probe_interval",
+        "RECONNECT_PROBE_INTERVAL",
+        Duration::from_secs(60),
+    ),
     of("connection.health_check", "HEALTH_CHECK", Kind::Bool),
     of("connection.health_service", "HEALTH_SERVICE", Kind::Text),
     duration_or_off(

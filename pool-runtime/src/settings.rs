@@ -50,6 +50,8 @@ pub(crate) struct Settings {
     pub(crate) drain_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) ping_interval: Option<Duration>,
+    /// How often the slots of an address that is down probe it while calls want a channel.
+    pub(crate) reconnect_probe_interval: Duration,
     /// Replace a connection at this age (the runtime adds ±10 % jitter); `None`: never.
     pub(crate) max_connection_age: Option<Duration>,
     /// Resolve host names again this often; `None`: only at start and after failures.
@@ -84,6 +86,7 @@ impl Settings {
             drain_timeout: config.drain_timeout(),
             connect_timeout: config.connect_timeout(),
             ping_interval: config.ping_interval(),
+            reconnect_probe_interval: config.reconnect_probe_interval(),
             max_connection_age: config.max_connection_age(),
             resolve_interval: config.resolve_interval(),
             resolver: config.resolver.clone().unwrap_or_default(),

@@ -5,9 +5,17 @@
 //! a call finished) or a deadline passed, then check again. Nothing polls.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::probe::Probes;
+
+/// How long after a checkout found no channel the pool still counts as wanting one (callers
+/// that failed fast tend to call again).
+const DEMAND_WINDOW: Duration = Duration::from_secs(1);
 
 /// Pool-wide wake-ups: checkout waiters, the start waiter and the shutdown drain.
 #[derive(Debug, Default)]
@@ -20,15 +28,44 @@ pub(crate) struct Signals {
     pub(crate) closed: AtomicBool,
     /// A connection attempt failed: re-resolve host names soon (the pool's maintenance task).
     pub(crate) resolve_now: Notify,
-    /// A checkout found no channel READY or connecting: workers backing off try again now
-    /// (at most once per [`DEMAND_FLOOR`](crate::worker::DEMAND_FLOOR)).
+    /// A checkout found no channel READY or connecting: workers backing off take their
+    /// address's next reconnect probe (see [`crate::probe`]).
     pub(crate) demand: Notify,
+    /// When a checkout last found no channel.
+    demand_at: Mutex<Option<Instant>>,
+    /// Checkouts waiting for a channel (not the start waiter or the drain).
+    wanting: AtomicUsize,
+    /// The reconnect gates of the pool's addresses.
+    pub(crate) probes: Probes,
 }
 
 impl Signals {
     /// A state change: wake everyone who waits.
     pub(crate) fn state_changed(&self) {
         self.changed.notify_waiters();
+    }
+
+    /// A checkout found no channel: wake the workers in backoff.
+    pub(crate) fn want_channel(&self) {
+        *self.demand_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.demand.notify_waiters();
+    }
+
+    /// A checkout waits for a channel: calls want one until the guard drops.
+    pub(crate) fn wait_for_channel(&self) -> Wanting<'_> {
+        self.wanting.fetch_add(1, Ordering::SeqCst);
+        self.want_channel();
+        Wanting(self)
+    }
+
+    /// Whether calls want a channel: checkouts wait for one, or one was missing a moment ago.
+    pub(crate) fn wanted(&self) -> bool {
+        self.wanting.load(Ordering::SeqCst) > 0
+            || self
+                .demand_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|at| at.elapsed() < DEMAND_WINDOW)
     }
 
     /// A call finished: wake one waiter (its capacity is free now).
@@ -71,6 +108,15 @@ impl Signals {
                 None => notified.await,
             }
         }
+    }
+}
+
+/// A checkout waiting for a channel (see [`Signals::wait_for_channel`]).
+pub(crate) struct Wanting<'a>(&'a Signals);
+
+impl Drop for Wanting<'_> {
+    fn drop(&mut self) {
+        self.0.wanting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

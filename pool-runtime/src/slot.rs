@@ -43,6 +43,9 @@ pub(crate) struct Slot {
     pub(crate) reconnects: AtomicU64,
     /// Healthy connections replaced (maximum age, moved address).
     pub(crate) refreshes: AtomicU64,
+    /// Connection attempts, and of those the probes (see [`crate::probe`]).
+    pub(crate) connect_attempts: AtomicU64,
+    pub(crate) probe_attempts: AtomicU64,
     /// Consecutive failed connection attempts (reset when a connection is made).
     pub(crate) connect_failures: AtomicU32,
     last_error: Mutex<Option<String>>,
@@ -73,6 +76,8 @@ impl Slot {
             failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            connect_attempts: AtomicU64::new(0),
+            probe_attempts: AtomicU64::new(0),
             connect_failures: AtomicU32::new(0),
             last_error: Mutex::new(None),
         }
@@ -207,6 +212,8 @@ impl Slot {
             failures: self.failures.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
+            connect_attempts: self.connect_attempts.load(Ordering::Relaxed),
+            probe_attempts: self.probe_attempts.load(Ordering::Relaxed),
             last_error: self.last_error(),
         }
     }

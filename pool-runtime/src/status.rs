@@ -72,6 +72,11 @@ pub struct ChannelStatus {
     pub reconnects: u64,
     /// Healthy connections replaced before use ended (maximum age reached, address moved).
     pub refreshes: u64,
+    /// Connection attempts made (the first, reconnects, after backoff, probes).
+    pub connect_attempts: u64,
+    /// Of those, probes: attempts taken early, in the address's turn, because calls wanted a
+    /// channel while the slot was backing off.
+    pub probe_attempts: u64,
     /// The last connection or health error, if any.
     pub last_error: Option<String>,
 }
@@ -100,6 +105,10 @@ pub struct PoolStatus {
     pub reconnects: u64,
     /// Healthy connections replaced (maximum age, moved address).
     pub refreshes: u64,
+    /// Connection attempts made (see [`ChannelStatus::connect_attempts`]).
+    pub connect_attempts: u64,
+    /// Of those, probes (see [`ChannelStatus::probe_attempts`]).
+    pub probe_attempts: u64,
     /// Slots added by elastic sizing since start.
     pub grown: u64,
     /// Slots removed by elastic sizing since start.
@@ -123,6 +132,8 @@ impl PoolStatus {
             failures: channels.iter().map(|c| c.failures).sum(),
             reconnects: channels.iter().map(|c| c.reconnects).sum(),
             refreshes: channels.iter().map(|c| c.refreshes).sum(),
+            connect_attempts: channels.iter().map(|c| c.connect_attempts).sum(),
+            probe_attempts: channels.iter().map(|c| c.probe_attempts).sum(),
             grown: 0,
             shrunk: 0,
             name,
@@ -136,7 +147,7 @@ impl fmt::Display for PoolStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "pool {}{}: {}/{} ready, {} connecting, {} unhealthy, {} in flight, {} calls, {} failures, {} reconnects, {} refreshes",
+            "pool {}{}: {}/{} ready, {} connecting, {} unhealthy, {} in flight, {} calls, {} failures, {} reconnects, {} refreshes, {} connect attempts ({} probes)",
             self.name,
             if self.closed { " (closed)" } else { "" },
             self.ready,
@@ -147,7 +158,9 @@ impl fmt::Display for PoolStatus {
             self.calls,
             self.failures,
             self.reconnects,
-            self.refreshes
+            self.refreshes,
+            self.connect_attempts,
+            self.probe_attempts
         )?;
         if self.grown + self.shrunk > 0 {
             writeln!(

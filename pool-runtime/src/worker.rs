@@ -13,7 +13,9 @@
 //!   connection is lost; `BackingOff` when it was lost within `MIN_UPTIME` of opening.
 //! - `Refreshing` -> `Serving` the new connection; `Serving` the old one when the replacement
 //!   failed (tried again later); `BackingOff` when the old one was lost meanwhile.
-//! - `BackingOff` -> `Connecting` after the delay (sooner when a checkout needs a channel).
+//! - `BackingOff` -> `Connecting` after the delay, in the address's turn (see
+//!   [`crate::probe`]); sooner, in the next turn, while calls want a channel; at once when a
+//!   sibling slot connected to the address.
 //!
 //! Any phase ends in `Stopped` when the slot is removed or the pool stops.
 
@@ -29,6 +31,7 @@ use crate::backoff::Backoff;
 use crate::conn::{Conn, Lost};
 use crate::connector;
 use crate::health::{self, Probe};
+use crate::probe::{Claim, Gate};
 use crate::settings::Settings;
 use crate::slot::Slot;
 use crate::status::ChannelState;
@@ -37,16 +40,11 @@ use crate::status::ChannelState;
 /// [`Worker::serving`]).
 const MIN_UPTIME: Duration = Duration::from_millis(100);
 
-/// A backoff sleep is cut short by demand (a checkout that found no channel) only after this
-/// long, or `retry.base_delay` if shorter: a dead backend under load is tried at most this
-/// often instead of in a loop, and a recovered one is found within it instead of after a
-/// backoff delay that may have grown to `retry.max_delay`.
-pub(crate) const DEMAND_FLOOR: Duration = Duration::from_secs(1);
-
 /// What a worker does next.
 enum Phase {
-    /// Open a connection (TCP, TLS, HTTP/2, a first probe); the slot is `Connecting`.
-    Connecting,
+    /// Open a connection (TCP, TLS, HTTP/2, a first probe); the slot is `Connecting`. From a
+    /// backoff, with the address's turn held for the attempt, and whether it came early.
+    Connecting(Option<(Claim, Attempt)>),
     /// Watch the installed connection (and probe it, with health checks on) until it is
     /// lost or due for a refresh.
     Serving(Current),
@@ -69,6 +67,15 @@ enum Watch {
     Refresh(&'static str),
 }
 
+/// Why a slot connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// Its backoff delay ran out.
+    Backoff,
+    /// Calls want a channel: the address's next turn, before the delay ran out.
+    Probe,
+}
+
 /// What a failed connection attempt left the slot with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Left {
@@ -88,8 +95,6 @@ struct Worker {
     /// The pool's token: aborts the connections themselves (a removed slot's connection
     /// drains instead).
     kill: CancellationToken,
-    /// See [`DEMAND_FLOOR`].
-    floor: Duration,
     /// As in gRPC, a connection that became READY resets the backoff and a lost one is
     /// replaced at once (GOAWAY, max connection age). Only a connection lost within
     /// `MIN_UPTIME` of its start takes a backoff step, so a server that accepts and then
@@ -107,7 +112,6 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
     let retry = &settings.retry;
     let mut worker = Worker {
         cancel: slot.stop.clone(),
-        floor: retry.base_delay.min(DEMAND_FLOOR),
         backoff: Backoff::new(retry.base_delay, retry.max_delay),
         refresh_backoff: Backoff::new(retry.base_delay, retry.max_delay),
         warned_no_health: false,
@@ -115,10 +119,10 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
         settings,
         kill,
     };
-    let mut phase = Phase::Connecting;
+    let mut phase = Phase::Connecting(None);
     loop {
         phase = match phase {
-            Phase::Connecting => worker.connecting().await,
+            Phase::Connecting(turn) => worker.connecting(turn).await,
             Phase::Serving(current) => worker.serving(current).await,
             Phase::Refreshing(current, reason) => worker.refreshing(current, reason).await,
             Phase::BackingOff(delay) => worker.backing_off(delay).await,
@@ -131,15 +135,31 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
 }
 
 impl Worker {
-    async fn connecting(&mut self) -> Phase {
+    async fn connecting(&mut self, turn: Option<(Claim, Attempt)>) -> Phase {
         self.slot.set_state(ChannelState::Connecting);
         let attempt = self.backoff.failures() + 1;
-        debug!(attempt, "connecting");
-        let Some(result) = self.connect().await else {
+        let kind = match &turn {
+            None => "connect",
+            Some((_, Attempt::Backoff)) => "backoff",
+            Some((_, Attempt::Probe)) => "probe",
+        };
+        debug!(attempt, kind, "connecting");
+        self.slot.connect_attempts.fetch_add(1, Ordering::Relaxed);
+        if kind == "probe" {
+            self.slot.probe_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.slot.metrics.connect_attempt(kind);
+        let gate = self.gate();
+        let result = self.connect().await;
+        drop(turn); // the address's turn ends with the attempt
+        let Some(result) = result else {
             return Phase::Stopped;
         };
         match result {
             Ok((conn, probe)) => {
+                // Siblings waiting on the address try at once. (The backoff resets once the
+                // connection has lived `MIN_UPTIME`, see `serving`.)
+                gate.connected();
                 self.slot.connect_failures.store(0, Ordering::SeqCst);
                 self.refresh_backoff.reset();
                 let current = Current::new(&conn, &self.settings);
@@ -173,7 +193,7 @@ impl Worker {
                 if current.connected_at.elapsed() >= MIN_UPTIME {
                     self.backoff.reset();
                     info!(reason = %why, "connection lost; reconnecting");
-                    Phase::Connecting
+                    Phase::Connecting(None)
                 } else {
                     let delay = self.backoff.next_delay();
                     warn!(reason = %why, delay = ?delay, "connection lost soon after connecting; backing off");
@@ -227,13 +247,57 @@ impl Worker {
         }
     }
 
+    /// Waits out `delay`, then takes the address's next turn to connect; takes the next turn
+    /// sooner while calls want a channel (each turn comes at most once per
+    /// `reconnect_probe_interval` for all the slots of the address); connects at once when a
+    /// sibling reached the address meanwhile.
     async fn backing_off(&mut self, delay: Duration) -> Phase {
         self.slot.set_state(ChannelState::Backoff);
-        if crate::backoff::sleep(&self.slot.signals.demand, delay, self.floor, &self.cancel).await {
-            Phase::Connecting
-        } else {
-            Phase::Stopped
+        let signals = self.slot.signals.clone();
+        let gate = self.gate();
+        let ups = gate.ups();
+        let due = Instant::now() + delay;
+        loop {
+            let up = gate.up.notified();
+            let demand = signals.demand.notified();
+            tokio::pin!(up, demand);
+            up.as_mut().enable();
+            demand.as_mut().enable();
+            if gate.ups() != ups {
+                debug!("a sibling reached the address; connecting");
+                return Phase::Connecting(None);
+            }
+            let now = Instant::now();
+            let attempt = if now >= due {
+                Some(Attempt::Backoff)
+            } else if signals.wanted() {
+                Some(Attempt::Probe)
+            } else {
+                None
+            };
+            let wake = match attempt {
+                None => due,
+                Some(attempt) => match gate.try_claim(self.settings.reconnect_probe_interval) {
+                    Ok(claim) => return Phase::Connecting(Some((claim, attempt))),
+                    Err(next_turn) if now >= due => next_turn,
+                    Err(next_turn) => next_turn.min(due),
+                },
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Phase::Stopped,
+                _ = &mut up => {}
+                _ = &mut demand => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
         }
+    }
+
+    /// The reconnect gate of the address this slot connects to.
+    fn gate(&self) -> Arc<Gate> {
+        let slot = &self.slot;
+        slot.signals
+            .probes
+            .gate(slot.endpoint_index, slot.preferred())
     }
 
     /// The bookkeeping of every failed connection attempt. Each one asks the pool to

@@ -136,6 +136,14 @@ impl PoolConfigBuilder {
         self.config.connection.keepalive_while_idle = Some(on);
         self
     }
+    /// How often the slots of an address that is down try it, one at a time, while calls
+    /// want a channel (default 50 ms). Without such calls, slots follow the gRPC backoff
+    /// (`retry`); when one connects, its siblings connect at once. See how the pool
+    /// reconnects in the crate docs.
+    pub fn reconnect_probe_interval(mut self, interval: Duration) -> Self {
+        self.config.connection.reconnect_probe_interval = Some(interval);
+        self
+    }
     /// Interval of health-check RPCs; `None` turns them off.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.connection.ping_interval = Some(interval);

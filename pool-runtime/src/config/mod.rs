@@ -17,6 +17,7 @@
 //! | `connection.keepalive` / `keepalive_timeout` | 30 s / 10 s | | | |
 //! | `connection.keepalive_while_idle` | true | | | |
 //! | `connection.ping_interval` | 25 s | | | off |
+//! | `connection.reconnect_probe_interval` | 50 ms | | | |
 //! | `connection.health_check` | false | true | | false |
 //! | `connection.max_connection_age` | off | 50 min (±10 % jitter) | | |
 //! | `connection.resolve_interval` | 30 s | | | |
@@ -280,6 +281,12 @@ impl PoolConfig {
     pub fn keepalive_while_idle(&self) -> bool {
         self.connection.keepalive_while_idle.unwrap_or(true)
     }
+    /// While an address is down and calls want a channel, its slots probe it one at a time,
+    /// this often (default 50 ms), whatever their backoff.
+    pub fn reconnect_probe_interval(&self) -> Duration {
+        let default = Duration::from_millis(50);
+        self.connection.reconnect_probe_interval.unwrap_or(default)
+    }
     /// Interval of health-check RPCs (`None`: off).
     pub fn ping_interval(&self) -> Option<Duration> {
         let default = (self.preset() != Some(Preset::Test)).then_some(25 * SECOND);
@@ -368,6 +375,7 @@ impl fmt::Debug for PoolConfig {
             .field("keepalive_timeout", &self.keepalive_timeout())
             .field("keepalive_while_idle", &self.keepalive_while_idle())
             .field("ping_interval", &self.ping_interval())
+            .field("reconnect_probe_interval", &self.reconnect_probe_interval())
             .field("max_connection_age", &self.max_connection_age())
             .field("resolve_interval", &self.resolve_interval())
             .field("health_check", &self.health_check())
@@ -654,6 +662,7 @@ mod serde_tests {
             .keepalive(Duration::from_secs(1))
             .keepalive_timeout(Duration::from_secs(1))
             .ping_interval(Some(Duration::from_secs(1)))
+            .reconnect_probe_interval(Duration::from_millis(20))
             .max_connection_age(Some(Duration::from_secs(1)))
             .resolve_interval(Some(Duration::from_secs(1)))
             .retry(RetryConfig::new(
@@ -681,6 +690,29 @@ mod serde_tests {
         for path in &bounded {
             assert!(visited.contains(path), "{path} is not in the schema");
         }
+    }
+
+    #[test]
+    fn reconnect_probe_interval_from_code_toml_and_env_with_bounds() {
+        let default = PoolConfig::local("h", 1).build().unwrap();
+        assert_eq!(
+            default.reconnect_probe_interval(),
+            Duration::from_millis(50)
+        );
+        let file =
+            PoolConfig::from_toml_str("[connection]\nreconnect_probe_interval = \"20ms\"").unwrap();
+        assert_eq!(file.reconnect_probe_interval(), Duration::from_millis(20));
+        let env = load::from_env("APP", |k| {
+            (k == "APP_RECONNECT_PROBE_INTERVAL").then(|| "20ms".into())
+        })
+        .unwrap();
+        assert_eq!(env, file);
+        let err = PoolConfig::builder()
+            .reconnect_probe_interval(Duration::from_secs(61))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("connection.reconnect_probe_interval"));
+        assert!(err.to_string().contains("61s"), "{err}");
     }
 
     #[test]

@@ -168,6 +168,7 @@ section! {
         #[serde(with = "duration")] keepalive_timeout: Duration,
         keepalive_while_idle: bool,
         #[serde(with = "duration_or_off")] ping_interval: Option<Duration>,
+        #[serde(with = "duration")] reconnect_probe_interval: Duration,
         health_check: bool,
         health_service: String,
         #[serde(with = "duration_or_off")] max_connection_age: Option<Duration>,
