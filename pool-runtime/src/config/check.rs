@@ -204,8 +204,21 @@ pub(crate) fn endpoints(config: &PoolConfig) -> Result<Vec<Uri>, ConfigError> {
     uris.iter().map(|u| parse_uri(field, u)).collect()
 }
 
-/// Parses an endpoint URI: `http://` or `https://`, a host, an optional port, no path.
+/// Parses an endpoint URI: `http://` or `https://`, a host, an optional port, no path, no
+/// query and no credentials.
 pub(crate) fn parse_uri(field: &str, value: &str) -> Result<Uri, ConfigError> {
+    // `user:token@host` would be printed in logs, status and errors and sent as
+    // `:authority`: refuse it without echoing the secret.
+    if let Some((scheme, rest)) = value.trim().split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            return Err(ConfigError::invalid(
+                field,
+                format!("\"{scheme}://<redacted>@{host}\""),
+                "must not carry credentials (user:password@); send them with an interceptor",
+            ));
+        }
+    }
     let bad = |reason: &str| ConfigError::invalid(field, format!("{value:?}"), reason);
     let uri: Uri = value
         .trim()
@@ -225,6 +238,9 @@ pub(crate) fn parse_uri(field: &str, value: &str) -> Result<Uri, ConfigError> {
     }
     if uri.path() != "/" && !uri.path().is_empty() {
         return Err(bad("must not have a path"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("must not have a query"));
     }
     Ok(uri)
 }
@@ -324,6 +340,38 @@ mod tests {
             }) => (field, value, reason),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_refused_without_being_shown() {
+        for (uri, host) in [
+            (
+                "https://user:s3cret@api.example.com:443",
+                "api.example.com:443",
+            ),
+            ("http://s3cret@10.0.0.1", "10.0.0.1"),
+        ] {
+            let err = PoolConfig::builder().endpoint(uri).build().unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+            let (field, value, reason) = invalid(Err(err));
+            assert_eq!(field, "endpoint.uri");
+            assert!(
+                value.contains(host) && value.contains("<redacted>"),
+                "{value}"
+            );
+            assert!(reason.contains("credentials"), "{reason}");
+        }
+        let err = PoolConfig::builder()
+            .endpoint("http://a:1")
+            .endpoint("http://b:2/?token=s3cret")
+            .build()
+            .unwrap_err();
+        let (field, _, reason) = invalid(Err(err));
+        assert_eq!(
+            (field.as_str(), reason.as_str()),
+            ("endpoints", "must not have a query")
+        );
     }
 
     #[test]
