@@ -184,3 +184,36 @@ async fn elastic_bounds_and_max_age_from_the_attribute() {
     assert_eq!(pool.status().size, 1);
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grows_with_one_call_per_channel_when_calls_wait() {
+    support::init_tracing();
+    let server = EchoServer::builder()
+        .delay(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    // Cap 1 per channel: every READY channel is exactly full under load, so only the calls
+    // waiting for a channel show that more are needed.
+    let config = fast("elastic-cap-1", &server.uri(), 1)
+        .min_size(1)
+        .max_size(4)
+        .max_in_flight_per_channel(1)
+        .resize_interval(Duration::from_millis(100))
+        .resize_step(1)
+        .checkout_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    let tally = Arc::new(Tally::new());
+    let load = unary_load(&pool, &tally, 8);
+    let grew = wait_until(|| pool.status().size == 4, Duration::from_secs(4)).await;
+    load.stop().await;
+    let status = pool.status();
+    assert!(
+        grew,
+        "did not grow to 4 with 8 callers and one call per channel\n{status}"
+    );
+    assert_eq!(tally.errors(), 0, "{:?}", tally.error_kinds());
+    pool.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! Elastic sizing: when to grow or shrink a pool, and how.
 //!
-//! An elastic pool (`max_size` set) samples the calls in flight four times per
+//! An elastic pool (`max_size` set) samples the calls in flight (and the checkouts waiting
+//! for room) four times per
 //! `resize_interval` (see `maintain`). When the average per READY channel exceeds the grow
 //! threshold (`max_in_flight_per_channel / 2`, or 50), it adds up to `resize_step` slots,
 //! never past `max_size`; when the pool would stay under half the threshold with fewer slots,

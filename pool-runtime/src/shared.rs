@@ -81,10 +81,13 @@ impl Shared {
             .iter()
             .filter(|s| s.state() == ChannelState::Ready)
             .count();
+        // Checkouts waiting for room count as load: with `max_in_flight_per_channel = 1` a full
+        // pool has exactly one call per channel, which never exceeds the grow threshold.
         let in_flight = slots
             .iter()
             .map(|s| s.in_flight.load(Ordering::Relaxed))
-            .sum();
+            .sum::<usize>()
+            + self.signals.waiting_checkouts();
         (in_flight, ready)
     }
 

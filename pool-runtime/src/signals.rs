@@ -58,6 +58,11 @@ impl Signals {
         Wanting(self)
     }
 
+    /// Checkouts waiting for a channel now.
+    pub(crate) fn waiting_checkouts(&self) -> usize {
+        self.wanting.load(Ordering::SeqCst)
+    }
+
     /// Whether calls want a channel: checkouts wait for one, or one was missing a moment ago.
     pub(crate) fn wanted(&self) -> bool {
         self.wanting.load(Ordering::SeqCst) > 0
