@@ -164,8 +164,15 @@ impl Pool {
     /// Graceful shutdown: new checkouts fail with [`PoolError::Closed`], calls in flight get
     /// up to `drain_timeout` to finish, every worker task ends, the pool leaves the registry.
     /// Calling it again (or from a clone) waits for the same shutdown.
+    ///
+    /// The teardown runs in a task of its own: a caller that stops waiting (a timeout, a
+    /// dropped future) does not leave the pool half shut down, its tasks running and its name
+    /// taken.
     pub async fn shutdown(&self) {
-        shutdown(&self.handle.shared).await;
+        let shared = self.handle.shared.clone();
+        let teardown = tokio::spawn(async move { shutdown(&shared).await });
+        // A teardown that panicked has nothing left to wait for.
+        let _ = teardown.await;
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -1,0 +1,48 @@
+//! A shutdown whose caller stops waiting still completes: the named pool's tasks end and its
+//! name is free for a new start.
+mod support;
+
+use std::time::Duration;
+
+use grpc_pool::PoolConfig;
+use grpc_pool_testkit::{wait_until, EchoServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_shutdown_still_frees_the_name() {
+    support::init_tracing();
+    // Calls take 300 ms, so the drain is still waiting when the caller gives up.
+    let server = EchoServer::builder()
+        .delay(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let config = || {
+        PoolConfig::builder()
+            .endpoint(&server.uri())
+            .size(2)
+            .build()
+            .unwrap()
+    };
+    let pool = support::echo::POOL.start(config()).await.unwrap();
+    let call = {
+        let pool = pool.clone();
+        tokio::spawn(async move { support::unary(&pool, support::req("slow")).await })
+    };
+    assert!(wait_until(|| pool.status().in_flight == 1, Duration::from_secs(2)).await);
+
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), pool.shutdown()).await;
+    assert!(
+        gave_up.is_err(),
+        "the drain should have outlasted the caller's patience"
+    );
+    assert!(call.await.unwrap().is_ok(), "the call in flight was cut");
+    let freed = wait_until(
+        || support::echo::POOL.get().is_none(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(freed, "the name stayed taken after a cancelled shutdown");
+    let again = support::echo::POOL.start(config()).await;
+    assert!(again.is_ok(), "{:?}", again.err());
+    again.unwrap().shutdown().await;
+}
