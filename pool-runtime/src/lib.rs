@@ -20,7 +20,7 @@
 //!     .size(4)
 //!     .checkout_timeout(Duration::from_secs(2))
 //!     .build()?;
-//! let pool = Pool::start(config).await?; // returns once a channel is READY
+//! let pool = Pool::start(config).await?; // returns once the channels are READY
 //!
 //! let channel = pool.checkout().await?; // least-loaded READY channel
 //! let reply = HealthClient::new(channel)

@@ -45,7 +45,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Validates `config`, opens every channel concurrently and returns once one is READY.
+    /// Validates `config`, opens every channel concurrently and returns once one is READY and
+    /// every other one is READY too or has finished its first attempt (at most
+    /// `connect_timeout` after one is READY), so the first calls find the pool warm.
     ///
     /// Fails with [`PoolError::Config`] for an invalid configuration, with
     /// [`PoolError::AlreadyRunning`] when a pool of the same name runs, and with
@@ -205,8 +207,10 @@ impl Drop for StartGuard {
     }
 }
 
-/// Waits until a slot is READY, or fails once every slot has settled without one.
+/// Waits until a slot is READY and every other slot has finished its first attempt (or
+/// `connect_timeout` passed), or fails once every slot has settled without a READY one.
 async fn wait_started(shared: &Shared) -> Result<(), PoolError> {
+    let began = Instant::now();
     let max_attempts = shared.settings.retry.max_attempts;
     let started = shared.signals.wait_until(None, || {
         let slots = shared.slots.load();
@@ -239,7 +243,24 @@ async fn wait_started(shared: &Shared) -> Result<(), PoolError> {
             source: ConnectFailure::new(cause),
         }))
     });
-    started.await.expect("waits without a deadline")
+    started.await.expect("waits without a deadline")?;
+    // Warm means warm: a burst of calls right after start should find every channel, not
+    // the one that won the race. Wait (at most `connect_timeout`) until every slot is READY
+    // or has finished its first attempt.
+    let settled = |s: &Arc<Slot>| {
+        matches!(
+            s.state(),
+            ChannelState::Ready | ChannelState::Unhealthy | ChannelState::Backoff
+        ) || s.connect_failures.load(Ordering::SeqCst) > 0
+    };
+    let deadline = began + shared.settings.connect_timeout;
+    shared
+        .signals
+        .wait_until(Some(deadline), || {
+            shared.slots.load().iter().all(settled).then_some(())
+        })
+        .await;
+    Ok(())
 }
 
 /// Refuses new checkouts, drains the calls in flight (up to `drain_timeout`), stops every
