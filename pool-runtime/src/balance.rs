@@ -32,7 +32,8 @@ pub(crate) enum Choice {
 }
 
 /// The READY slot with the fewest calls in flight, under `cap`, scanning from `start` (so
-/// ties rotate) and skipping the positions in `skip`.
+/// ties rotate) and skipping the positions in `skip` (slots whose connection was just lost;
+/// worth waiting for).
 ///
 /// A slot whose connection is in `exclude` (a transparent retry avoids the connections that
 /// refused the call) is chosen only when no other slot is READY and its connection is still
@@ -52,6 +53,10 @@ pub(crate) fn choose(
     for i in 0..n {
         let position = (start + i) % n;
         if skip.contains(&position) {
+            // Its connection was lost a moment ago: the worker reconnects it at once, so a
+            // call waits for that rather than failing because every connection went away
+            // together (e.g. one GOAWAY per connection, all opened at start).
+            waiting = true;
             continue;
         }
         let slot = &slots[position];
@@ -298,9 +303,10 @@ mod tests {
     }
 
     #[test]
-    fn skipped_positions_are_not_chosen() {
+    fn skipped_positions_are_not_chosen_but_are_worth_waiting_for() {
         let s = slots(&[(Ready, 0), (Ready, 1)]);
         assert_eq!(choose(&s, None, &[], &[0], 0), Choice::Slot(1));
-        assert_eq!(choose(&s, None, &[], &[0, 1], 0), Choice::NoneReady);
+        // Both connections were just lost: their replacements are on the way.
+        assert_eq!(choose(&s, None, &[], &[0, 1], 0), Choice::Wait);
     }
 }

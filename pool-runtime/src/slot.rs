@@ -87,14 +87,28 @@ impl Slot {
         ChannelState::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    /// Sets the state and wakes waiters when it changed.
+    /// Sets the state and wakes waiters when it changed. A `Closed` slot stays closed: a
+    /// worker that sets a state while the pool stops must not bring it back (it would be
+    /// counted out of the gauges twice).
     pub(crate) fn set_state(&self, state: ChannelState) {
-        let old = self.state.swap(state as u8, Ordering::AcqRel);
-        if old != state as u8 {
-            self.metrics
-                .state_changed(Some(ChannelState::from_u8(old)), Some(state));
-            self.signals.state_changed();
+        let mut old = self.state.load(Ordering::Acquire);
+        loop {
+            if old == state as u8 || old == ChannelState::Closed as u8 {
+                return;
+            }
+            match self.state.compare_exchange_weak(
+                old,
+                state as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
         }
+        self.metrics
+            .state_changed(Some(ChannelState::from_u8(old)), Some(state));
+        self.signals.state_changed();
     }
 
     /// Marks the slot removed from the pool (elastic shrink, shutdown): `Closed`, counted
@@ -242,5 +256,32 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.slot.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolConfig;
+    use crate::settings::Settings;
+
+    #[test]
+    fn a_closed_slot_stays_closed() {
+        let config = PoolConfig::local("127.0.0.1", 1).build().unwrap();
+        let settings = Settings::resolve(&config, "t".into()).unwrap();
+        let slot = Slot::new(
+            0,
+            0,
+            settings.endpoints[0].clone(),
+            Arc::new(Signals::default()),
+            Arc::new(PoolMetrics::new("t")),
+            CancellationToken::new(),
+        );
+        slot.set_state(ChannelState::Ready);
+        assert_eq!(slot.state(), ChannelState::Ready);
+        slot.close();
+        // The worker, racing the stop, sets a state after the slot was closed.
+        slot.set_state(ChannelState::Backoff);
+        assert_eq!(slot.state(), ChannelState::Closed);
     }
 }
