@@ -158,7 +158,14 @@ pub(crate) async fn connect(
         Ok(Err(e)) => return Err(error_chain(&e)),
         Ok(Ok(channel)) => channel,
     };
-    let probe = health::check(channel.clone(), &settings.health_service, timeout).await;
+    let interceptor = settings.interceptor.as_ref().map(|i| &i.0);
+    let probe = health::check(
+        channel.clone(),
+        &settings.health_service,
+        timeout,
+        interceptor,
+    )
+    .await;
     if let Probe::Failed(why) = probe {
         lost.cancel();
         return Err(why);

@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use tonic::transport::Channel;
+use tower::ServiceBuilder;
+
+use crate::interceptor::Interceptor;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -15,14 +18,32 @@ pub(crate) enum Probe {
     /// The server answered but is not serving (NOT_SERVING, SERVICE_UNKNOWN, or a gRPC error
     /// status from the health service); the text says which.
     NotServing(String),
-    /// The server has no health service (UNIMPLEMENTED): the transport works.
-    NoHealthService,
+    /// The health service cannot be used: the server has none (UNIMPLEMENTED) or refuses the
+    /// check (UNAUTHENTICATED, PERMISSION_DENIED). The transport works, so the slot serves.
+    Unusable(tonic::Code),
     /// No answer: transport failure or timeout. The connection is not usable.
     Failed(String),
 }
 
-/// Calls `Health/Check` for `service` with a deadline.
-pub(crate) async fn check(channel: Channel, service: &str, timeout: Duration) -> Probe {
+/// Calls `Health/Check` for `service` with a deadline, through the pool's `interceptor` (the
+/// same metadata as calls: servers whose auth covers every method check it on health too).
+pub(crate) async fn check(
+    channel: Channel,
+    service: &str,
+    timeout: Duration,
+    interceptor: Option<&Interceptor>,
+) -> Probe {
+    let hook = interceptor.cloned();
+    let channel = ServiceBuilder::new()
+        .map_request(move |mut request: http::Request<tonic::body::Body>| {
+            // A refused request goes out without the hook's metadata; the server's answer
+            // (e.g. UNAUTHENTICATED) then says what the calls will meet.
+            if let Some(hook) = &hook {
+                let _ = hook(&mut request);
+            }
+            request
+        })
+        .service(channel);
     let mut client = HealthClient::new(channel);
     let request = HealthCheckRequest {
         service: service.to_owned(),
@@ -44,8 +65,13 @@ pub(crate) async fn check(channel: Channel, service: &str, timeout: Duration) ->
                     "health check failed: {}",
                     crate::error::error_chain(cause)
                 ))
-            } else if status.code() == tonic::Code::Unimplemented {
-                Probe::NoHealthService
+            } else if matches!(
+                status.code(),
+                tonic::Code::Unimplemented
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+            ) {
+                Probe::Unusable(status.code())
             } else if status.code() == tonic::Code::NotFound {
                 Probe::NotServing(format!("health service does not know service {service:?}"))
             } else {

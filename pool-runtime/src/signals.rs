@@ -37,6 +37,8 @@ pub(crate) struct Signals {
     wanting: AtomicUsize,
     /// The reconnect gates of the pool's addresses.
     pub(crate) probes: Probes,
+    /// A slot warned that health checks cannot be used (once per pool).
+    pub(crate) health_warned: AtomicBool,
 }
 
 impl Signals {

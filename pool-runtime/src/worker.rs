@@ -103,7 +103,6 @@ struct Worker {
     /// Refreshes that failed to connect are retried with their own backoff, while the
     /// current connection keeps serving. Reset with each new connection.
     refresh_backoff: Backoff,
-    warned_no_health: bool,
 }
 
 /// Runs until the slot's `stop` token fires. Call inside the slot's span. `kill` is the
@@ -114,7 +113,6 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
         cancel: slot.stop.clone(),
         backoff: Backoff::new(retry.base_delay, retry.max_delay),
         refresh_backoff: Backoff::new(retry.base_delay, retry.max_delay),
-        warned_no_health: false,
         slot,
         settings,
         kill,
@@ -325,13 +323,13 @@ impl Worker {
     fn apply_probe(&mut self, probe: Probe, first: bool) {
         let slot = &self.slot;
         match probe {
-            Probe::Serving | Probe::NoHealthService => {
-                if probe == Probe::NoHealthService
-                    && self.settings.health_check
-                    && !self.warned_no_health
-                {
-                    self.warned_no_health = true;
-                    warn!("server has no grpc.health.v1.Health service; treating it as healthy (keepalive only)");
+            Probe::Serving | Probe::Unusable(_) => {
+                if let Probe::Unusable(code) = probe {
+                    if self.settings.health_check
+                        && !slot.signals.health_warned.swap(true, Ordering::Relaxed)
+                    {
+                        warn!(code = ?code, "the server's grpc.health.v1.Health service cannot be used; treating the server as healthy (keepalive only)");
+                    }
                 }
                 let was = slot.state();
                 slot.set_state(ChannelState::Ready);
@@ -403,7 +401,7 @@ impl Worker {
                     let probe = tokio::select! {
                         _ = cancel.cancelled() => return Watch::Stopped,
                         _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
-                        probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout) => probe,
+                        probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout, settings.interceptor.as_ref().map(|i| &i.0)) => probe,
                     };
                     if let Probe::Failed(why) = probe {
                         lost.cancel();

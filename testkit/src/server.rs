@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::killable::KillableIo;
@@ -329,9 +330,16 @@ pub struct EchoServerBuilder {
     max_connection_age: Option<Duration>,
     tls: Option<ServerTlsConfig>,
     keepalive_interval: Option<Duration>,
+    token: Option<String>,
 }
 
 impl EchoServerBuilder {
+    /// Rejects every call, health checks included, that lacks `authorization: Bearer
+    /// {token}`, with UNAUTHENTICATED (what servers whose auth covers every method do).
+    pub fn require_token(mut self, token: &str) -> Self {
+        self.token = Some(format!("Bearer {token}"));
+        self
+    }
     /// Binds this address instead of `127.0.0.1:0` (to restart a server on its old port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addr = Some(addr);
@@ -394,12 +402,23 @@ impl EchoServerBuilder {
         }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<EchoGrpcServer<EchoService>>().await;
+        let token = self.token;
+        let auth = move |request: Request<()>| -> Result<Request<()>, Status> {
+            let Some(token) = &token else {
+                return Ok(request);
+            };
+            match request.metadata().get("authorization") {
+                Some(value) if value == token.as_str() => Ok(request),
+                _ => Err(Status::unauthenticated("missing or wrong bearer token")),
+            }
+        };
+        let echo = EchoGrpcServer::with_interceptor(service, auth.clone());
         let router = if self.health {
             builder
-                .add_service(health_service)
-                .add_service(EchoGrpcServer::new(service))
+                .add_service(InterceptedService::new(health_service, auth))
+                .add_service(echo)
         } else {
-            builder.add_service(EchoGrpcServer::new(service))
+            builder.add_service(echo)
         };
         let (tx, rx) = oneshot::channel::<()>();
         let kill = CancellationToken::new();
