@@ -165,8 +165,13 @@ fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
 
 /// Checks out a channel, avoiding the connections in `exclude` (for transparent retries):
 /// at once when one is free, else waiting (woken by finished calls and state changes) up to
-/// `checkout_timeout`. See [`Pool::checkout`](crate::Pool::checkout).
-pub(crate) async fn checkout(shared: &Shared, exclude: &[u64]) -> Result<PooledChannel, PoolError> {
+/// `checkout_timeout`, or until the call's `deadline` if that comes first. See
+/// [`Pool::checkout`](crate::Pool::checkout).
+pub(crate) async fn checkout(
+    shared: &Shared,
+    exclude: &[u64],
+    deadline: Option<Instant>,
+) -> Result<PooledChannel, PoolError> {
     // The fast path, matched directly: a channel is handed out without building the wait.
     match pick(shared, exclude) {
         Pick::Got(channel) => return Ok(channel),
@@ -181,7 +186,8 @@ pub(crate) async fn checkout(shared: &Shared, exclude: &[u64]) -> Result<PooledC
         Pick::Wait => None,
     };
     let started = Instant::now();
-    let deadline = started + shared.settings.checkout_timeout;
+    let timeout = started + shared.settings.checkout_timeout;
+    let deadline = deadline.map_or(timeout, |d| d.min(timeout));
     debug!(parent: &shared.span, "checkout waiting for a channel");
     // Slots backing off probe their addresses while this waits.
     let _wanting = shared.signals.wait_for_channel();

@@ -130,7 +130,7 @@ impl Pool {
     /// ([`PoolError::CheckoutTimeout`]); fails at once with [`PoolError::NoReadyChannel`]
     /// when no channel is ready or connecting, and with [`PoolError::Closed`] after shutdown.
     pub async fn checkout(&self) -> Result<PooledChannel, PoolError> {
-        crate::balance::checkout(&self.handle.shared, &[]).await
+        crate::balance::checkout(&self.handle.shared, &[], None).await
     }
 
     /// Checks out a channel and runs `op` with it.

@@ -3,7 +3,10 @@
 //! Both are used by generated clients (through `__private`).
 
 use std::future::Future;
+use std::time::Duration;
 
+use tokio::time::Instant;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
@@ -32,8 +35,12 @@ use crate::rules::MAX_TRANSPARENT_RETRIES;
 /// call is sent again (a clone of the message, the same metadata and extensions) on another
 /// connection, up to 3 times (`rules::MAX_TRANSPARENT_RETRIES`), waiting for a channel like a
 /// checkout does. Any other failure, including every gRPC status the server returned, is
-/// returned unchanged: no call that may have executed is retried. Checkout errors become a `Status` through
-/// `From<PoolError> for Status` (the `PoolError` is its source).
+/// returned unchanged: no call that may have executed is retried. Checkout errors become a
+/// `Status` through `From<PoolError> for Status` (the `PoolError` is its source).
+///
+/// The call's deadline (its `grpc-timeout`, from `Request::set_timeout`, or the pool's
+/// `request_timeout`, whichever is sooner) starts now and bounds the whole call: waiting for a
+/// channel, and every attempt, each of which carries the time that remains.
 pub async fn unary<M, R, F, Fut>(
     pool: &Pool,
     request: Request<M>,
@@ -44,11 +51,28 @@ where
     F: FnMut(PooledChannel, Request<M>) -> Fut,
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
-    let (metadata, extensions, message) = request.into_parts();
+    let (mut metadata, extensions, message) = request.into_parts();
+    let timeout = [
+        grpc_timeout(&metadata),
+        pool.shared().settings.request_timeout,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let deadline = timeout.map(|t| Instant::now() + t);
     let mut failed: Vec<u64> = Vec::new();
-    let mut channel = pool.checkout().await?;
+    let mut channel = crate::balance::checkout(pool.shared(), &failed, deadline).await?;
     loop {
         let conn = channel.connection_id();
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Status::deadline_exceeded(
+                    "deadline exceeded before the call was sent",
+                ));
+            }
+            metadata.insert("grpc-timeout", timeout_value(left));
+        }
         let attempt = Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
         let status = match call(channel, attempt).await {
             Ok(response) => return Ok(response),
@@ -59,7 +83,7 @@ where
         }
         failed.push(conn);
         debug!(pool = %pool.name(), retry = failed.len(), code = ?status.code(), "request was never sent; retrying on another connection");
-        channel = match crate::balance::checkout(pool.shared(), &failed).await {
+        channel = match crate::balance::checkout(pool.shared(), &failed, deadline).await {
             Ok(channel) => channel,
             // Nothing to retry on: the original error says more than the checkout's.
             Err(_) => return Err(status),
@@ -67,8 +91,59 @@ where
     }
 }
 
+/// The `grpc-timeout` of a request (`<digits><H|M|S|m|u|n>`), if it has a valid one.
+fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `left` as a `grpc-timeout` value, in whole milliseconds (at most 8 digits, rounded up so
+/// a short remainder is not sent as zero).
+fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
+    let ms = left.as_micros().div_ceil(1000).min(99_999_999);
+    MetadataValue::try_from(format!("{ms}m")).expect("digits and a unit are ASCII")
+}
+
 /// Checks out a channel for a streaming call (no transparent retry: a stream's messages
 /// are not replayable). Checkout errors become a `Status`.
 pub async fn checkout_for_stream(pool: &Pool) -> Result<PooledChannel, Status> {
     pool.checkout().await.map_err(Status::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_read_and_written() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(grpc_timeout(&metadata), None);
+        for (text, want) in [
+            ("300m", Some(Duration::from_millis(300))),
+            ("2S", Some(Duration::from_secs(2))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("5u", Some(Duration::from_micros(5))),
+            ("123456789m", None),
+            ("m", None),
+            ("10x", None),
+        ] {
+            metadata.insert("grpc-timeout", text.parse().unwrap());
+            assert_eq!(grpc_timeout(&metadata), want, "{text}");
+        }
+        assert_eq!(timeout_value(Duration::from_micros(1500)), "2m");
+        assert_eq!(timeout_value(Duration::from_millis(250)), "250m");
+    }
 }

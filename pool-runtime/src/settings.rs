@@ -49,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) drain_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    /// The default deadline of every call.
+    pub(crate) request_timeout: Option<Duration>,
     pub(crate) ping_interval: Option<Duration>,
     /// How often the slots of an address that is down probe it while calls want a channel.
     pub(crate) reconnect_probe_interval: Duration,
@@ -85,6 +87,7 @@ impl Settings {
             max_in_flight: config.max_in_flight_per_channel(),
             drain_timeout: config.drain_timeout(),
             connect_timeout: config.connect_timeout(),
+            request_timeout: config.request_timeout(),
             ping_interval: config.ping_interval(),
             reconnect_probe_interval: config.reconnect_probe_interval(),
             max_connection_age: config.max_connection_age(),
