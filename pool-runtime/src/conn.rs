@@ -1,11 +1,17 @@
-//! One HTTP/2 connection of a slot ([`Conn`]) and its "connection lost" signal ([`Lost`]).
+//! One HTTP/2 connection of a slot ([`Conn`]), its "connection lost" signal ([`Lost`]), and
+//! what the slot's worker keeps of the connection it watches ([`Current`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use std::time::Duration;
+
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+
+use crate::settings::Settings;
 
 /// The "connection lost" signal of one connection: set on EOF, I/O error, GOAWAY, a failed
 /// probe or a call that saw the connection fail; the worker then replaces the connection.
@@ -70,4 +76,40 @@ impl Conn {
             peer,
         }
     }
+}
+
+/// The connection a worker watches.
+pub(crate) struct Current {
+    pub(crate) channel: Channel,
+    pub(crate) lost: Lost,
+    pub(crate) preferred: Option<std::net::SocketAddr>,
+    pub(crate) connected_at: Instant,
+    /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
+    pub(crate) refresh_at: Option<Instant>,
+    /// Why, when `refresh_at` comes.
+    pub(crate) refresh_reason: &'static str,
+    /// A refresh to a moved address failed: no new attempt before this.
+    pub(crate) hold_moves_until: Instant,
+}
+
+impl Current {
+    pub(crate) fn new(conn: &Conn, settings: &Settings) -> Self {
+        let connected_at = Instant::now();
+        Self {
+            channel: conn.channel.clone(),
+            lost: conn.lost.clone(),
+            preferred: conn.preferred,
+            connected_at,
+            refresh_at: settings
+                .max_connection_age
+                .map(|age| connected_at + jittered_age(age)),
+            refresh_reason: "max_age",
+            hold_moves_until: connected_at,
+        }
+    }
+}
+
+/// `age` ±10 %, so that slots connected together do not refresh together.
+fn jittered_age(age: Duration) -> Duration {
+    age.mul_f64(0.9 + 0.2 * fastrand::f64())
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// An address of the pool: the endpoint's position, and the resolved address (`None`: the
 /// connector resolves the host).
@@ -86,6 +87,73 @@ pub(crate) struct Claim(Arc<Gate>);
 impl Drop for Claim {
     fn drop(&mut self) {
         self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// Why a slot connects after a backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Its backoff delay ran out.
+    Backoff,
+    /// Calls want a channel: the address's next turn, before the delay ran out.
+    Probe,
+}
+
+/// How a backoff ended.
+pub(crate) enum Turn {
+    /// The slot was removed or the pool stopped.
+    Stopped,
+    /// A sibling connected to the address: connect at once.
+    Sibling,
+    /// The address's turn, held for one attempt.
+    Claimed(Claim, Attempt),
+}
+
+/// Waits out `delay`, then takes the address's next turn at `gate`; takes the next turn
+/// sooner while calls want a channel (`wanted`, woken by `demand`); ends at once when a
+/// sibling reaches the address meanwhile. Turns come at most once per `interval` for all the
+/// slots of the address.
+pub(crate) async fn wait_turn(
+    gate: &Arc<Gate>,
+    delay: Duration,
+    interval: Duration,
+    demand: &Notify,
+    wanted: impl Fn() -> bool,
+    cancel: &CancellationToken,
+) -> Turn {
+    let ups = gate.ups();
+    let due = Instant::now() + delay;
+    loop {
+        let up = gate.up.notified();
+        let demanded = demand.notified();
+        tokio::pin!(up, demanded);
+        up.as_mut().enable();
+        demanded.as_mut().enable();
+        if gate.ups() != ups {
+            return Turn::Sibling;
+        }
+        let now = Instant::now();
+        let attempt = if now >= due {
+            Some(Attempt::Backoff)
+        } else if wanted() {
+            Some(Attempt::Probe)
+        } else {
+            None
+        };
+        let wake = match attempt {
+            None => due,
+            Some(attempt) => match gate.try_claim(interval) {
+                Ok(claim) => return Turn::Claimed(claim, attempt),
+                Err(next_turn) if now >= due => next_turn,
+                Err(next_turn) => next_turn.min(due),
+            },
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Turn::Stopped,
+            _ = &mut up => {}
+            _ = &mut demanded => {}
+            _ = tokio::time::sleep_until(wake) => {}
+        }
     }
 }
 

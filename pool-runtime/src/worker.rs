@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::conn::{Conn, Lost};
+use crate::conn::{Conn, Current};
 use crate::connector;
 use crate::health::{self, Probe};
-use crate::probe::{Claim, Gate};
+use crate::probe::{self, Attempt, Claim, Gate, Turn};
 use crate::settings::Settings;
 use crate::slot::Slot;
 use crate::status::ChannelState;
@@ -65,15 +65,6 @@ enum Watch {
     Lost(String),
     /// The connection works but should be replaced (maximum age, moved address).
     Refresh(&'static str),
-}
-
-/// Why a slot connects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Attempt {
-    /// Its backoff delay ran out.
-    Backoff,
-    /// Calls want a channel: the address's next turn, before the delay ran out.
-    Probe,
 }
 
 /// What a failed connection attempt left the slot with.
@@ -245,48 +236,29 @@ impl Worker {
         }
     }
 
-    /// Waits out `delay`, then takes the address's next turn to connect; takes the next turn
-    /// sooner while calls want a channel (each turn comes at most once per
-    /// `reconnect_probe_interval` for all the slots of the address); connects at once when a
-    /// sibling reached the address meanwhile.
+    /// Waits for the address's turn (see [`probe::wait_turn`]); the slot is `Backoff`.
     async fn backing_off(&mut self, delay: Duration) -> Phase {
         self.slot.set_state(ChannelState::Backoff);
-        let signals = self.slot.signals.clone();
+        let signals = &self.slot.signals;
+        let interval = self.settings.reconnect_probe_interval;
+        let wanted = || signals.wanted();
         let gate = self.gate();
-        let ups = gate.ups();
-        let due = Instant::now() + delay;
-        loop {
-            let up = gate.up.notified();
-            let demand = signals.demand.notified();
-            tokio::pin!(up, demand);
-            up.as_mut().enable();
-            demand.as_mut().enable();
-            if gate.ups() != ups {
+        match probe::wait_turn(
+            &gate,
+            delay,
+            interval,
+            &signals.demand,
+            wanted,
+            &self.cancel,
+        )
+        .await
+        {
+            Turn::Stopped => Phase::Stopped,
+            Turn::Sibling => {
                 debug!("a sibling reached the address; connecting");
-                return Phase::Connecting(None);
+                Phase::Connecting(None)
             }
-            let now = Instant::now();
-            let attempt = if now >= due {
-                Some(Attempt::Backoff)
-            } else if signals.wanted() {
-                Some(Attempt::Probe)
-            } else {
-                None
-            };
-            let wake = match attempt {
-                None => due,
-                Some(attempt) => match gate.try_claim(self.settings.reconnect_probe_interval) {
-                    Ok(claim) => return Phase::Connecting(Some((claim, attempt))),
-                    Err(next_turn) if now >= due => next_turn,
-                    Err(next_turn) => next_turn.min(due),
-                },
-            };
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Phase::Stopped,
-                _ = &mut up => {}
-                _ = &mut demand => {}
-                _ = tokio::time::sleep_until(wake) => {}
-            }
+            Turn::Claimed(claim, attempt) => Phase::Connecting(Some((claim, attempt))),
         }
     }
 
@@ -412,42 +384,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The connection a worker watches.
-struct Current {
-    channel: tonic::transport::Channel,
-    lost: Lost,
-    preferred: Option<std::net::SocketAddr>,
-    connected_at: Instant,
-    /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
-    refresh_at: Option<Instant>,
-    /// Why, when `refresh_at` comes.
-    refresh_reason: &'static str,
-    /// A refresh to a moved address failed: no new attempt before this.
-    hold_moves_until: Instant,
-}
-
-impl Current {
-    fn new(conn: &Conn, settings: &Settings) -> Self {
-        let connected_at = Instant::now();
-        Self {
-            channel: conn.channel.clone(),
-            lost: conn.lost.clone(),
-            preferred: conn.preferred,
-            connected_at,
-            refresh_at: settings
-                .max_connection_age
-                .map(|age| connected_at + jittered_age(age)),
-            refresh_reason: "max_age",
-            hold_moves_until: connected_at,
-        }
-    }
-}
-
-/// `age` ±10 %, so that slots connected together do not refresh together.
-fn jittered_age(age: Duration) -> Duration {
-    age.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
 async fn tick(ticker: &mut Option<Interval>) {
