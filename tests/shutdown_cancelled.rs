@@ -36,13 +36,22 @@ async fn a_cancelled_shutdown_still_frees_the_name() {
         "the drain should have outlasted the caller's patience"
     );
     assert!(call.await.unwrap().is_ok(), "the call in flight was cut");
-    let freed = wait_until(
-        || support::echo::POOL.get().is_none(),
-        Duration::from_secs(3),
-    )
-    .await;
-    assert!(freed, "the name stayed taken after a cancelled shutdown");
-    let again = support::echo::POOL.start(config()).await;
-    assert!(again.is_ok(), "{:?}", again.err());
+    // The teardown finishes the drain (the call above), stops the tasks and frees the name.
+    let began = tokio::time::Instant::now();
+    let again = loop {
+        match support::echo::POOL.start(config()).await {
+            Err(grpc_pool::PoolError::AlreadyRunning { .. })
+                if began.elapsed() < Duration::from_secs(3) =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break other,
+        }
+    };
+    assert!(
+        again.is_ok(),
+        "the name stayed taken after a cancelled shutdown: {:?}",
+        again.err()
+    );
     again.unwrap().shutdown().await;
 }
