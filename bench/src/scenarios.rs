@@ -97,7 +97,16 @@ impl Opts {
     /// The recovery outages, each measured `recovery_repeats` times.
     fn downtimes(&self) -> Vec<Duration> {
         match &self.downtimes {
-            Some(list) if !list.is_empty() => list.clone(),
+            Some(list) if !list.is_empty() => {
+                // Each outage is one row and one target name; a repeated length would collide.
+                let mut unique: Vec<Duration> = Vec::new();
+                for d in list {
+                    if !unique.contains(d) {
+                        unique.push(*d);
+                    }
+                }
+                unique
+            }
             // Short enough for CI's `all --quick`; one outage under and one over the backoff base.
             _ if self.quick => vec![Duration::from_millis(200), Duration::from_secs(1)],
             _ => [0.2, 1.0, 3.0, 10.0]
