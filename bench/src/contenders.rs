@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -336,20 +335,4 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.counts[self.index].fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Sends calls until one succeeds or `patience` runs out; returns when it succeeded.
-pub(crate) async fn first_success(contender: &Contender, patience: Duration) -> Option<Instant> {
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        let call = contender.work(WorkRequest {
-            delay_us: 0,
-            payload: Vec::new(),
-        });
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), call).await {
-            return Some(Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
 }

@@ -14,7 +14,8 @@ pub(crate) fn config(port: u16, size: usize) -> Result<PoolConfig, BoxError> {
     Ok(PoolConfig::local("127.0.0.1", port).size(size).build()?)
 }
 
-/// The reconnect backoff base delay of that configuration (the recovery target adds 200 ms).
+/// The reconnect backoff base delay of that configuration (the library default; reported by
+/// the recovery scenario, never tuned for it).
 pub(crate) fn base_delay() -> Duration {
     config(1, 1)
         .map(|c| c.retry().base_delay)

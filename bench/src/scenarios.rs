@@ -1,14 +1,17 @@
 //! The benchmark scenarios: what load, against which server, and which targets (the bounds the
 //! pool must meet against the alternatives) they check.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use serde_json::json;
+use tokio::net::TcpSocket;
 
-use crate::contenders::{first_success, BoxError, Contender, Kind, Open};
+use crate::contenders::{BoxError, Contender, Kind, Open};
 use crate::driver::{self, histogram, record, Call, Load, Schedule};
 use crate::report::{LoadRow, ScenarioReport, Table, Target};
 use pool_bench::pb::WorkRequest;
@@ -37,7 +40,7 @@ pub(crate) struct Opts {
     pub(crate) bare: bool,
     /// Diagnostic (`--only`): run just these contenders in the load scenarios (for profiling).
     pub(crate) only: Option<Vec<String>>,
-    /// Recovery outages, one per repeat in turn (`--downtime 1,2.2,3.5`; default 1 s).
+    /// Recovery outages, each measured every repeat (`--downtime 0.2,1`; default 0.2, 1, 3, 10 s).
     pub(crate) downtimes: Option<Vec<Duration>>,
 }
 
@@ -54,7 +57,11 @@ impl Opts {
     pub(crate) fn steps(&self, scenario: &str) -> u64 {
         match scenario {
             "cold-start" => u64::from(self.cold_start_iterations()),
-            "recovery" => u64::from(self.recovery_repeats()) * Kind::ALL.len() as u64,
+            "recovery" => {
+                u64::from(self.recovery_repeats())
+                    * self.downtimes().len() as u64
+                    * Kind::ALL.len() as u64
+            }
             _ => (u64::from(self.schedule.rounds) + 1) * self.kinds().len() as u64,
         }
     }
@@ -80,16 +87,32 @@ impl Opts {
     }
 
     fn recovery_repeats(&self) -> u32 {
-        let default = if self.quick { 1 } else { 3 };
-        let listed = self.downtimes.as_ref().map_or(0, Vec::len) as u32;
-        default.max(listed)
+        if self.quick {
+            1
+        } else {
+            3
+        }
     }
 
-    /// How long the server stays down in repeat `r`.
-    fn downtime(&self, r: usize) -> Duration {
+    /// The recovery outages, each measured `recovery_repeats` times.
+    fn downtimes(&self) -> Vec<Duration> {
         match &self.downtimes {
-            Some(list) if !list.is_empty() => list[r % list.len()],
-            _ => Duration::from_millis(if self.quick { 300 } else { 1000 }),
+            Some(list) if !list.is_empty() => {
+                // Each outage is one row and one target name; a repeated length would collide.
+                let mut unique: Vec<Duration> = Vec::new();
+                for d in list {
+                    if !unique.contains(d) {
+                        unique.push(*d);
+                    }
+                }
+                unique
+            }
+            // Short enough for CI's `all --quick`; one outage under and one over the backoff base.
+            _ if self.quick => vec![Duration::from_millis(200), Duration::from_secs(1)],
+            _ => [0.2, 1.0, 3.0, 10.0]
+                .into_iter()
+                .map(Duration::from_secs_f64)
+                .collect(),
         }
     }
 }
@@ -413,8 +436,133 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
     })
 }
 
+/// Concurrent callers during a recovery measurement, each retrying every 1 ms.
+const RECOVERY_CALLERS: usize = 16;
+
+/// Stands in for the dead server on its port: accepts and drops every connection, counting
+/// them, so each client connect attempt during the outage is seen (a closed port would refuse
+/// them without a trace).
+struct PortSink {
+    accepts: Arc<AtomicU64>,
+    bound: Instant,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PortSink {
+    async fn bind(addr: SocketAddr) -> Result<PortSink, BoxError> {
+        if !addr.ip().is_loopback() {
+            return Err(format!("recovery sink only binds loopback, not {addr}").into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let listener = loop {
+            let socket = TcpSocket::new_v4()?;
+            // The killed server's connections may linger in TIME_WAIT on this port.
+            socket.set_reuseaddr(true)?;
+            match socket.bind(addr).and_then(|()| socket.listen(1024)) {
+                Ok(listener) => break listener,
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        let accepts = Arc::new(AtomicU64::new(0));
+        let counted = accepts.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok((stream, _)) = listener.accept().await {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                }
+            }
+        });
+        Ok(PortSink {
+            accepts,
+            bound: Instant::now(),
+            task,
+        })
+    }
+
+    /// Stops accepting and frees the port; returns the connections accepted per second
+    /// the port was bound (attempts made before the bind were refused, not counted).
+    async fn stop(self) -> f64 {
+        self.task.abort();
+        // Awaiting the aborted task drops the listener before the server rebinds the port.
+        let _ = self.task.await;
+        let seconds = self.bound.elapsed().as_secs_f64();
+        self.accepts.load(Ordering::Relaxed) as f64 / seconds.max(1e-3)
+    }
+}
+
+/// `callers` tasks each sending calls (1 s timeout, 1 ms apart) until any of them succeeds
+/// or `patience` runs out; returns when the first success came back.
+async fn first_success(
+    contender: Arc<Contender>,
+    callers: usize,
+    patience: Duration,
+) -> Option<Instant> {
+    let done = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + patience;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let contender = contender.clone();
+        let done = done.clone();
+        tasks.spawn(async move {
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let call = contender.work(WorkRequest {
+                    delay_us: 0,
+                    payload: Vec::new(),
+                });
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), call).await {
+                    let at = Instant::now();
+                    done.store(true, Ordering::Relaxed);
+                    return Some(at);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            None
+        });
+    }
+    let mut first: Option<Instant> = None;
+    while let Some(result) = tasks.join_next().await {
+        if let Ok(Some(at)) = result {
+            first = Some(first.map_or(at, |f| f.min(at)));
+        }
+    }
+    first
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn spread(v: &[f64], digits: usize) -> [String; 3] {
+    if v.is_empty() {
+        return ["-".into(), "-".into(), "-".into()];
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    [
+        format!("{:.digits$}", median(v)),
+        format!("{min:.digits$}"),
+        format!("{max:.digits$}"),
+    ]
+}
+
 async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
     const PATIENCE: Duration = Duration::from_secs(15);
+    /// Pool targets: what a user sees after an outage of any length, and what a dead
+    /// address costs while it is down.
+    const RECOVERY_LIMIT_MS: f64 = 100.0;
+    const ATTEMPTS_LIMIT: f64 = 25.0;
     let config = opts.server(None);
     let mut server = BenchServer::start(&config)?;
     let config = ServerConfig {
@@ -422,102 +570,140 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         ..config
     };
     let uri = server.uri();
-    let mut results: Vec<Vec<f64>> = Kind::ALL.iter().map(|_| Vec::new()).collect();
-    let mut failures = vec![0u32; Kind::ALL.len()];
-    let mut each: Vec<Vec<String>> = Kind::ALL.iter().map(|_| Vec::new()).collect();
+    let outages = opts.downtimes();
+    let kinds = Kind::ALL.len();
+    // [contender][outage]
+    let mut recovery_ms = vec![vec![Vec::<f64>::new(); outages.len()]; kinds];
+    let mut attempts = vec![vec![Vec::<f64>::new(); outages.len()]; kinds];
+    let mut failures = vec![vec![0u32; outages.len()]; kinds];
     for repeat in 0..opts.recovery_repeats() as usize {
-        for j in 0..Kind::ALL.len() {
-            let i = (repeat + j) % Kind::ALL.len();
-            let kind = Kind::ALL[i];
-            progress.set_message(format!("{kind} (repeat {})", repeat + 1));
-            let contender = Arc::new(Contender::build(kind, &uri, N, Open::Eager).await?);
-            for _ in 0..(4 * N) {
-                contender.work(small()).await?;
-            }
-            server.kill();
-            let prober = {
-                let contender = contender.clone();
-                tokio::spawn(async move { first_success(&contender, PATIENCE).await })
-            };
-            tokio::time::sleep(opts.downtime(repeat)).await;
-            server = BenchServer::start(&config)?;
-            let up = Instant::now();
-            match prober.await {
-                Ok(Some(at)) if at >= up => {
-                    let ms = (at - up).as_secs_f64() * 1e3;
-                    results[i].push(ms);
-                    each[i].push(format!("{}:{ms:.0}", opts.downtime(repeat).as_millis()));
+        for (o, &outage) in outages.iter().enumerate() {
+            for j in 0..kinds {
+                let i = (repeat + o + j) % kinds;
+                let kind = Kind::ALL[i];
+                progress.set_message(format!(
+                    "{kind} down {:.1} s (repeat {})",
+                    outage.as_secs_f64(),
+                    repeat + 1
+                ));
+                let contender = Arc::new(Contender::build(kind, &uri, N, Open::Eager).await?);
+                for _ in 0..(4 * N) {
+                    contender.work(small()).await?;
                 }
-                _ => {
-                    failures[i] += 1;
-                    each[i].push(format!("{}:-", opts.downtime(repeat).as_millis()));
+                server.kill();
+                let down = Instant::now();
+                let sink = PortSink::bind(config.addr).await?;
+                let callers = tokio::spawn(first_success(
+                    contender.clone(),
+                    RECOVERY_CALLERS,
+                    PATIENCE + outage,
+                ));
+                tokio::time::sleep(outage.saturating_sub(down.elapsed())).await;
+                let per_second = sink.stop().await;
+                server = BenchServer::start(&config)?;
+                let up = Instant::now();
+                attempts[i][o].push(per_second);
+                match callers.await {
+                    Ok(Some(at)) if at >= up && at - up <= PATIENCE => {
+                        recovery_ms[i][o].push((at - up).as_secs_f64() * 1e3);
+                    }
+                    _ => failures[i][o] += 1,
                 }
+                if let Ok(contender) = Arc::try_unwrap(contender) {
+                    contender.close().await;
+                }
+                progress.inc(1);
             }
-            if let Ok(contender) = Arc::try_unwrap(contender) {
-                contender.close().await;
-            }
-            progress.inc(1);
         }
     }
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v[v.len() / 2]
-        }
-    };
-    let rows = Kind::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, kind)| {
-            let v = &results[i];
-            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            vec![
+    let mut rows = Vec::new();
+    for (i, kind) in Kind::ALL.iter().enumerate() {
+        for (o, outage) in outages.iter().enumerate() {
+            let [rec_med, rec_min, rec_max] = spread(&recovery_ms[i][o], 1);
+            let [att_med, att_min, att_max] = spread(&attempts[i][o], 1);
+            rows.push(vec![
                 kind.name().to_owned(),
-                format!("{:.1}", median(v)),
-                if v.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{min:.1}")
-                },
-                if v.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{max:.1}")
-                },
-                failures[i].to_string(),
-                each[i].join(" "),
-            ]
-        })
-        .collect();
-    let outages: Vec<u64> = (0..opts.recovery_repeats() as usize)
-        .map(|r| opts.downtime(r).as_millis() as u64)
-        .collect();
+                format!("{:.1}", outage.as_secs_f64()),
+                rec_med,
+                rec_min,
+                rec_max,
+                failures[i][o].to_string(),
+                att_med,
+                att_min,
+                att_max,
+            ]);
+        }
+    }
+    let mut targets = Vec::new();
+    for (o, outage) in outages.iter().enumerate() {
+        // A repeat without a success counts as the whole patience, so it cannot be hidden.
+        let mut pool: Vec<f64> = recovery_ms[0][o].clone();
+        pool.extend((0..failures[0][o]).map(|_| PATIENCE.as_secs_f64() * 1e3));
+        targets.push(Target::at_most(
+            &format!(
+                "recovery: pool ms to first success after {:.1} s down (median)",
+                outage.as_secs_f64()
+            ),
+            median(&pool),
+            RECOVERY_LIMIT_MS,
+        ));
+    }
+    for (o, outage) in outages.iter().enumerate() {
+        targets.push(Target::at_most(
+            &format!(
+                "recovery: pool connect attempts/s per address while {:.1} s down (median)",
+                outage.as_secs_f64()
+            ),
+            median(&attempts[0][o]),
+            ATTEMPTS_LIMIT,
+        ));
+    }
+    let outage_ms: Vec<u64> = outages.iter().map(|d| d.as_millis() as u64).collect();
     let outage_text = outages
         .iter()
-        .map(|ms| ms.to_string())
+        .map(|d| format!("{:.1}", d.as_secs_f64()))
         .collect::<Vec<_>>()
         .join("/");
     let base = crate::pool::base_delay();
-    let limit_ms = base.as_secs_f64() * 1e3 + 200.0;
-    let pool_ms = median(&results[0]);
     Ok(ScenarioReport {
         name: "recovery".into(),
         description: format!(
-            "server killed (connections cut), down {outage_text} ms, restarted on the same port: time from the server being back to the first successful call"
+            "server killed (connections cut), down {outage_text} s while a sink on its port counts connect attempts, restarted on the same port: time from the server being back to the first successful call, and connect attempts per second while down"
         ),
-        params: json!({ "repeats": opts.recovery_repeats(), "downtime_ms": outages, "pool_base_delay_ms": base.as_millis() as u64 }),
+        params: json!({
+            "repeats": opts.recovery_repeats(),
+            "downtime_ms": outage_ms,
+            "callers": RECOVERY_CALLERS,
+            "pool_base_delay_ms": base.as_millis() as u64,
+            "patience_ms": PATIENCE.as_millis() as u64,
+        }),
         tables: vec![Table {
-            title: format!("recovery (server down {outage_text} ms in turn; callers retry every 1 ms)"),
-            columns: ["contender", "median ms", "min ms", "max ms", "no success in 15 s", "each (outage ms:recovery ms)"].iter().map(|c| c.to_string()).collect(),
+            title: format!(
+                "recovery (each outage measured {}x; {RECOVERY_CALLERS} callers retry every 1 ms; pool base_delay {} ms)",
+                opts.recovery_repeats(),
+                base.as_millis()
+            ),
+            columns: [
+                "contender",
+                "down s",
+                "recovery median ms",
+                "min ms",
+                "max ms",
+                "no success in 15 s",
+                "attempts/s median",
+                "min /s",
+                "max /s",
+            ]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
             rows,
         }],
-        targets: vec![Target::at_most(&format!("recovery: pool ms to first success (base_delay {} ms + 200)", base.as_millis()), pool_ms, limit_ms)],
+        targets,
         plot_title: None,
         rows: vec![],
-        notes: vec![],
+        notes: vec![
+            "attempts/s = connections accepted on the server's port while it was down / outage seconds (one address)".into(),
+        ],
     })
 }
