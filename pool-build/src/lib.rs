@@ -54,8 +54,8 @@
 //! `PooledXClient` wraps tonic's client, so [`Builder::build_client`]`(false)` also turns it
 //! off. An RPC whose Rust name equals one of the client's own methods (`new`, `connect`,
 //! `pool`, `with_send_compressed`, `with_accept_compressed`, `with_max_decoding_message_size`,
-//! `with_max_encoding_message_size`, or the private `tonic_client`) is reported as an error
-//! naming it.
+//! `with_max_encoding_message_size`, `with_wait_for_ready`, or the private `tonic_client`) is
+//! reported as an error naming it.
 
 mod builder;
 mod error;

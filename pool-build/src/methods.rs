@@ -8,8 +8,9 @@
 //! - one request message (unary, server streaming): through the runtime's `unary`, which
 //!   checks out a channel and sends the request again on another connection when the server
 //!   provably never saw it, since a clone of the message can be sent again;
-//! - a request stream (client streaming, bidi): one `checkout_for_stream`, kept until the call
-//!   ends, since a stream's messages cannot be sent twice.
+//! - a request stream (client streaming, bidi): one `checkout_for_stream` (bounded by the
+//!   request's deadline), kept until the call ends, since a stream's messages cannot be sent
+//!   twice.
 
 use proc_macro2::{Ident, TokenStream};
 use prost_build::{Method, Service};
@@ -28,6 +29,7 @@ pub(crate) const RESERVED_METHOD_NAMES: &[&str] = &[
     "with_accept_compressed",
     "with_max_decoding_message_size",
     "with_max_encoding_message_size",
+    "with_wait_for_ready",
     "tonic_client",
 ];
 
@@ -124,6 +126,7 @@ fn unary(rpc: &Rpc) -> TokenStream {
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
             #p::unary(
                 &self.pool,
+                &self.options,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -166,6 +169,7 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
         > {
             #p::unary(
                 &self.pool,
+                &self.options,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -198,7 +202,8 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
             &self,
             request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-            let channel = #p::checkout_for_stream(&self.pool).await?;
+            let request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel = #p::checkout_for_stream(&self.pool, &self.options, &request).await?;
             self.tonic_client(channel).#ident(request).await
         }
     }
@@ -227,7 +232,8 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
             #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
             #p::tonic::Status,
         > {
-            let channel = #p::checkout_for_stream(&self.pool).await?;
+            let request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel = #p::checkout_for_stream(&self.pool, &self.options, &request).await?;
             self.tonic_client(channel).#ident(request).await
         }
     }
@@ -255,6 +261,7 @@ mod tests {
         quote!({
             ::grpc_pool::__private::unary(
                 &self.pool,
+                &self.options,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -269,7 +276,8 @@ mod tests {
     /// `rpc`.
     fn stream_call(rpc: TokenStream) -> TokenStream {
         quote!({
-            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool).await?;
+            let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool, &self.options, &request).await?;
             self.tonic_client(channel).#rpc(request).await
         })
     }

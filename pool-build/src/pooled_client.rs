@@ -171,6 +171,15 @@ fn option_setters() -> TokenStream {
             self.options.max_encoding_message_size(limit);
             self
         }
+
+        /// Whether calls wait for a READY channel while every channel of the pool backs off
+        /// (`true`, within the call's deadline), or fail at once with `UNAVAILABLE`
+        /// (`false`); overrides the pool's `wait_for_ready` for this client.
+        #[must_use]
+        pub fn with_wait_for_ready(mut self, on: bool) -> Self {
+            self.options.wait_for_ready(on);
+            self
+        }
     }
 }
 

@@ -127,6 +127,7 @@ pub(crate) const KEYS: &[Key] = &[
         "connection.max_connection_age",
         "\"30m\"",
     ),
+    builder("wait_for_ready", Accepts::Bool, "pool.wait_for_ready", ""),
 ];
 
 /// `preset = "..."` values and the `Preset` variants they expand to.

@@ -21,7 +21,7 @@ use proc_macro::TokenStream;
 /// `keepalive_while_idle`, `reconnect_probe_interval`, `ping_interval` (a duration or
 /// `"off"`), `health_check`, `max_in_flight_per_channel`, `preset` (`"production"`,
 /// `"local"`, `"test"`), `endpoint` (repeatable), `env`, `min_size` and `max_size` (elastic),
-/// `max_connection_age` (a duration or `"off"`).
+/// `max_connection_age` (a duration or `"off"`), `wait_for_ready`.
 ///
 /// Every value is checked against the bound the runtime applies to the setting it maps to
 /// (e.g. `size` at most 1024, `checkout_timeout` at most 1h), so a value the runtime would

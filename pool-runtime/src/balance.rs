@@ -31,9 +31,9 @@ pub(crate) enum Choice {
     NoneReady,
 }
 
-/// The READY slot with the fewest calls in flight, under `cap`, scanning from `start` (so
-/// ties rotate) and skipping the positions in `skip` (slots whose connection was just lost;
-/// worth waiting for).
+/// The READY slot with the fewest calls in flight, under `cap` and under its connection's
+/// stream limit, scanning from `start` (so ties rotate) and skipping the positions in `skip`
+/// (slots whose connection was just lost; worth waiting for).
 ///
 /// A slot whose connection is in `exclude` (a transparent retry avoids the connections that
 /// refused the call) is chosen only when no other slot is READY and its connection is still
@@ -69,7 +69,7 @@ pub(crate) fn choose(
             _ => continue,
         }
         let load = slot.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-        if cap.is_some_and(|c| load >= c) {
+        if load >= limit(cap, slot) {
             waiting = true;
             continue;
         }
@@ -97,15 +97,22 @@ pub(crate) fn choose(
     }
 }
 
-/// Reserves one call on `slot` (under `cap`) and hands out its connection `conn`; `None`
-/// when another call took the last capacity first.
+/// The calls `slot` takes: `max_in_flight_per_channel` or its connection's stream limit,
+/// whichever is smaller.
+fn limit(cap: Option<usize>, slot: &Slot) -> usize {
+    cap.unwrap_or(usize::MAX).min(slot.stream_limit())
+}
+
+/// Reserves one call on `slot` (under `cap` and `conn`'s stream limit) and hands out `conn`;
+/// `None` when another call took the last room first.
 fn reserve(
     slot: &Arc<Slot>,
     conn: Arc<Conn>,
     cap: Option<usize>,
     interceptor: &Option<Interceptor>,
 ) -> Option<PooledChannel> {
-    if !slot.try_reserve(cap) {
+    let limit = cap.unwrap_or(usize::MAX).min(conn.streams.get());
+    if !slot.try_reserve((limit != usize::MAX).then_some(limit)) {
         return None;
     }
     let reservation = InFlight::reserved(slot.clone());
@@ -128,6 +135,23 @@ enum Pick {
 /// Chooses and reserves, choosing again (up to [`PASSES`] times) when the choice proved
 /// unusable.
 fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
+    let picked = choose_and_reserve(shared, exclude);
+    if let Pick::Got(channel) = picked {
+        // A shutdown that began meanwhile may have counted the calls in flight before this
+        // reservation: give it back rather than run a call the drain does not wait for.
+        // (The drain sets `closed`, then counts; this reserved, then reads `closed`: with the
+        // fence, one of the two sees the other.)
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if shared.is_closed() {
+            drop(channel);
+            return Pick::Closed;
+        }
+        return Pick::Got(channel);
+    }
+    picked
+}
+
+fn choose_and_reserve(shared: &Shared, exclude: &[u64]) -> Pick {
     if shared.is_closed() {
         return Pick::Closed;
     }
@@ -164,37 +188,50 @@ fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
 }
 
 /// Checks out a channel, avoiding the connections in `exclude` (for transparent retries):
-/// at once when one is free, else waiting (woken by finished calls and state changes) up to
-/// `checkout_timeout`, or until the call's `deadline` if that comes first. See
-/// [`Pool::checkout`](crate::Pool::checkout).
+/// at once when one has room and no checkout waits before this one, else waiting in line
+/// (see [`crate::queue`]) up to `checkout_timeout`, or until the call's `deadline` if that
+/// comes first. With no channel READY or connecting, fails at once with `NoReadyChannel`,
+/// unless `wait_for_ready`. See [`Pool::checkout`](crate::Pool::checkout).
 pub(crate) async fn checkout(
     shared: &Shared,
     exclude: &[u64],
     deadline: Option<Instant>,
+    wait_for_ready: bool,
 ) -> Result<PooledChannel, PoolError> {
     // The fast path, matched directly: a channel is handed out without building the wait.
-    match pick(shared, exclude) {
-        Pick::Got(channel) => return Ok(channel),
-        Pick::Closed => return Err(closed_error(shared)),
-        Pick::NoneReady => return Err(no_ready_error(shared)),
-        Pick::Wait => {}
+    if shared.signals.queue.is_empty() {
+        match pick(shared, exclude) {
+            Pick::Got(channel) => return Ok(channel),
+            Pick::Closed => return Err(closed_error(shared)),
+            Pick::NoneReady if !wait_for_ready => return Err(no_ready_error(shared)),
+            Pick::NoneReady | Pick::Wait => {}
+        }
     }
-    let settled = |pick| match pick {
-        Pick::Got(channel) => Some(Ok(channel)),
-        Pick::Closed => Some(Err(closed_error(shared))),
-        Pick::NoneReady => Some(Err(no_ready_error(shared))),
-        Pick::Wait => None,
-    };
     let started = Instant::now();
     let timeout = started + shared.settings.checkout_timeout;
     let deadline = deadline.map_or(timeout, |d| d.min(timeout));
     debug!(parent: &shared.span, "checkout waiting for a channel");
     // Slots backing off probe their addresses while this waits.
     let _wanting = shared.signals.wait_for_channel();
-    let done = shared
-        .signals
-        .wait_until(Some(deadline), || settled(pick(shared, exclude)))
-        .await;
+    let place = shared.signals.queue.join();
+    let done = loop {
+        let woken = place.woken();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if place.is_first() {
+            match pick(shared, exclude) {
+                Pick::Got(channel) => break Some(Ok(channel)),
+                Pick::Closed => break Some(Err(closed_error(shared))),
+                Pick::NoneReady if !wait_for_ready => break Some(Err(no_ready_error(shared))),
+                Pick::NoneReady => shared.signals.want_channel(),
+                Pick::Wait => {}
+            }
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            break None;
+        }
+    };
+    drop(place);
     match done {
         Some(Ok(channel)) => {
             shared.metrics.checkout_wait(started.elapsed());

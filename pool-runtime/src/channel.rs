@@ -141,13 +141,22 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
         Box::pin(async move {
             match future.await {
                 Ok(response) => {
+                    conn.streams.accepted();
                     let record = CallRecord::new(started, &slot, &response);
                     Ok(response.map(|body| PooledBody::new(body, guard, record)))
                 }
                 Err(err) => {
-                    drop(guard);
-                    slot.failures.fetch_add(1, Ordering::Relaxed);
                     let verdict = classify(&err);
+                    if verdict.refused {
+                        // Counted before this call's reservation is given back: the server
+                        // was full with the calls the connection had, this one included.
+                        conn.streams.refused(slot.in_flight.load(Ordering::Acquire));
+                        slot.refused_streams.fetch_add(1, Ordering::Relaxed);
+                        slot.metrics.refused_stream();
+                    } else {
+                        slot.failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(guard);
                     if verdict.connection_lost {
                         tracing::debug!(slot = slot.index, error = %error_chain(&err), "call saw the connection fail");
                         conn.lost.cancel();
@@ -177,7 +186,7 @@ fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
         if verdict.never_sent {
             (
                 format!("request not sent: {message}"),
-                Arc::new(NotSent::new(Box::new(err))),
+                Arc::new(NotSent::new(Box::new(err), verdict.refused)),
             )
         } else {
             (message, Arc::new(err))

@@ -16,6 +16,9 @@ pub(crate) struct Verdict {
     pub(crate) never_sent: bool,
     /// The connection can take no more requests: the worker must replace it.
     pub(crate) connection_lost: bool,
+    /// The server refused the stream (`REFUSED_STREAM`): the connection is intact but was
+    /// full.
+    pub(crate) refused: bool,
 }
 
 /// Classifies a call error. "Never sent" is decided only on proof:
@@ -27,10 +30,11 @@ pub(crate) struct Verdict {
 ///   not ready"), so it never reached HTTP/2;
 /// - `h2` reports `REFUSED_STREAM` from the server: the server refused the stream before
 ///   processing it (RFC 9113 §8.7);
-/// - `h2` reports a GOAWAY *from the server with `NO_ERROR`*: h2 gives that error only to
-///   streams above the GOAWAY's last-stream-id and to streams opened after it, i.e. streams
-///   the server did not process. (A GOAWAY with an error code is also applied to streams the
-///   server may have processed when the connection then fails, so it is not retried.)
+/// - `h2` reports a GOAWAY *from the server*, whatever its error code: h2 gives a remote
+///   GOAWAY error only to streams above the GOAWAY's last-stream-id and to streams opened
+///   after it, i.e. streams the server did not process (RFC 9113 §6.8). Streams at or below
+///   the last-stream-id that then lose the connection get an I/O error ("broken pipe"), not
+///   the GOAWAY, so they are not retried.
 ///
 /// Everything else — a reset with another code, an I/O error mid-call, a keepalive timeout —
 /// may have reached the server and is returned to the caller unchanged.
@@ -53,10 +57,11 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Verdict {
             let reason = e.reason();
             if e.is_reset() && e.is_remote() && reason == Some(h2::Reason::REFUSED_STREAM) {
                 verdict.never_sent = true;
+                verdict.refused = true;
             }
             if e.is_go_away() {
                 verdict.connection_lost = true;
-                if e.is_remote() && reason == Some(h2::Reason::NO_ERROR) {
+                if e.is_remote() {
                     verdict.never_sent = true;
                 }
             }
@@ -75,12 +80,23 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Verdict {
 /// it in a `Status`'s source chain.
 pub(crate) struct NotSent {
     inner: Box<dyn StdError + Send + Sync>,
+    /// Refused by a full connection (not a lost one).
+    refused: bool,
 }
 
 impl NotSent {
-    pub(crate) fn new(inner: Box<dyn StdError + Send + Sync>) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: Box<dyn StdError + Send + Sync>, refused: bool) -> Self {
+        Self { inner, refused }
     }
+}
+
+/// Why a call was never sent (see [`never_sent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotSentBecause {
+    /// The server refused the stream: its connection was full and is still usable.
+    Refused,
+    /// The connection was lost, closing, or could not be opened.
+    Lost,
 }
 
 impl fmt::Debug for NotSent {
@@ -101,16 +117,21 @@ impl StdError for NotSent {
     }
 }
 
-/// Whether `status` carries the [`NotSent`] mark (the server never saw the request).
-pub(crate) fn is_never_sent(status: &tonic::Status) -> bool {
+/// Whether `status` carries the [`NotSent`] mark (the server never saw the request), and
+/// why.
+pub(crate) fn never_sent(status: &tonic::Status) -> Option<NotSentBecause> {
     let mut source = StdError::source(status);
     while let Some(err) = source {
-        if err.is::<NotSent>() {
-            return true;
+        if let Some(mark) = err.downcast_ref::<NotSent>() {
+            return Some(if mark.refused {
+                NotSentBecause::Refused
+            } else {
+                NotSentBecause::Lost
+            });
         }
         source = err.source();
     }
-    false
+    None
 }
 
 #[cfg(test)]
@@ -151,9 +172,14 @@ mod tests {
     #[test]
     fn a_status_with_the_mark_is_found() {
         let inner = tonic::ConnectError(Box::new(ConnectionReplaced));
-        let status = tonic::Status::from_error(Box::new(NotSent::new(Box::new(inner))));
-        assert!(is_never_sent(&status));
+        let status = tonic::Status::from_error(Box::new(NotSent::new(Box::new(inner), false)));
+        assert_eq!(never_sent(&status), Some(NotSentBecause::Lost));
         assert_eq!(status.code(), tonic::Code::Unavailable);
-        assert!(!is_never_sent(&tonic::Status::unavailable("x")));
+        assert_eq!(never_sent(&tonic::Status::unavailable("x")), None);
+        let refused = tonic::Status::from_error(Box::new(NotSent::new(
+            Box::new(std::io::Error::other("refused")),
+            true,
+        )));
+        assert_eq!(never_sent(&refused), Some(NotSentBecause::Refused));
     }
 }

@@ -76,17 +76,31 @@ pub struct ClientOptions {
     accept_compressed: Vec<CompressionEncoding>,
     max_decoding_message_size: Option<usize>,
     max_encoding_message_size: Option<usize>,
+    wait_for_ready: Option<bool>,
 }
 
 impl ClientOptions {
-    /// No options: tonic's defaults.
+    /// No options: tonic's defaults, and the pool's `wait_for_ready`.
     pub const fn new() -> Self {
         Self {
             send_compressed: None,
             accept_compressed: Vec::new(),
             max_decoding_message_size: None,
             max_encoding_message_size: None,
+            wait_for_ready: None,
         }
+    }
+
+    /// Calls wait for a READY channel while every channel backs off (`true`), or fail at
+    /// once (`false`), whatever the pool's `wait_for_ready` says.
+    pub fn wait_for_ready(&mut self, on: bool) {
+        self.wait_for_ready = Some(on);
+    }
+
+    /// This client's `wait_for_ready`, else the pool's.
+    pub(crate) fn waits_for_ready(&self, pool: &Pool) -> bool {
+        self.wait_for_ready
+            .unwrap_or(pool.shared().settings.wait_for_ready)
     }
 
     /// Compress requests with `encoding`.

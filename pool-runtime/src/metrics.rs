@@ -14,6 +14,8 @@
 //! | `grpc_pool_connect_failures_total` | counter | | failed connection attempts |
 //! | `grpc_pool_refreshes_total` | counter | `reason` (`max_age`, `moved`) | connections replaced while healthy |
 //! | `grpc_pool_resizes_total` | counter | `direction` (`up`, `down`) | elastic size changes |
+//! | `grpc_pool_refused_streams_total` | counter | | calls a server refused (`REFUSED_STREAM`: it was at its stream limit) and the pool sent again |
+//! | `grpc_pool_too_many_pings_total` | counter | | connections a server closed with `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`; each doubles the pool's keepalive interval |
 //! | `grpc_pool_size` | gauge | | channels (slots) |
 //! | `grpc_pool_channels_ready` | gauge | | channels READY |
 //! | `grpc_pool_channels_unhealthy` | gauge | | channels reporting NOT_SERVING |
@@ -109,6 +111,14 @@ mod imp {
         pub(crate) fn connect_failed(&self) {
             self.connect_failures.increment(1);
         }
+        pub(crate) fn refused_stream(&self) {
+            metrics::counter!("grpc_pool_refused_streams_total", "pool" => self.pool.clone())
+                .increment(1);
+        }
+        pub(crate) fn too_many_pings(&self) {
+            metrics::counter!("grpc_pool_too_many_pings_total", "pool" => self.pool.clone())
+                .increment(1);
+        }
         pub(crate) fn refreshed(&self, reason: &'static str) {
             metrics::counter!("grpc_pool_refreshes_total", "pool" => self.pool.clone(), "reason" => reason)
                 .increment(1);
@@ -164,6 +174,8 @@ mod imp {
         pub(crate) fn reconnect(&self) {}
         pub(crate) fn connect_attempt(&self, _kind: &'static str) {}
         pub(crate) fn connect_failed(&self) {}
+        pub(crate) fn refused_stream(&self) {}
+        pub(crate) fn too_many_pings(&self) {}
         pub(crate) fn refreshed(&self, _reason: &'static str) {}
         pub(crate) fn resized(&self, _direction: &'static str) {}
         #[inline]

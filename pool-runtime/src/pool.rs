@@ -130,7 +130,8 @@ impl Pool {
     /// ([`PoolError::CheckoutTimeout`]); fails at once with [`PoolError::NoReadyChannel`]
     /// when no channel is ready or connecting, and with [`PoolError::Closed`] after shutdown.
     pub async fn checkout(&self) -> Result<PooledChannel, PoolError> {
-        crate::balance::checkout(&self.handle.shared, &[], None).await
+        let shared = &self.handle.shared;
+        crate::balance::checkout(shared, &[], None, shared.settings.wait_for_ready).await
     }
 
     /// Checks out a channel and runs `op` with it.

@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::channel::PooledChannel;
-use crate::classify::is_never_sent;
+use crate::classify::{never_sent, NotSentBecause};
+use crate::codegen::ClientOptions;
+use crate::error::PoolError;
 use crate::pool::Pool;
 use crate::rules::MAX_TRANSPARENT_RETRIES;
 
@@ -26,23 +28,30 @@ use crate::rules::MAX_TRANSPARENT_RETRIES;
 ///   had ended (tonic reports a `ConnectError`);
 /// - hyper canceled the request before handing it to HTTP/2 because the connection closed
 ///   or stopped taking requests (e.g. after a GOAWAY);
-/// - the server reset the stream with `REFUSED_STREAM` (it refuses streams beyond its
-///   `max_concurrent_streams` before the client saw its SETTINGS);
-/// - the server's GOAWAY (`NO_ERROR`) named a last-stream-id below the call's stream.
+/// - the server's GOAWAY named a last-stream-id below the call's stream;
+/// - the server reset the stream with `REFUSED_STREAM`: it was at its stream limit.
 ///
 /// The decision is made inside [`PooledChannel`]'s service call, where the raw transport
 /// error is available, and travels as a private mark in the `Status` source chain. Such a
-/// call is sent again (a clone of the message, the same metadata and extensions) on another
-/// connection, up to 3 times (`rules::MAX_TRANSPARENT_RETRIES`), waiting for a channel like a
-/// checkout does. Any other failure, including every gRPC status the server returned, is
-/// returned unchanged: no call that may have executed is retried. Checkout errors become a
-/// `Status` through `From<PoolError> for Status` (the `PoolError` is its source).
+/// call is sent again (a clone of the message, the same metadata and extensions), waiting for
+/// a channel like a checkout does:
+/// - after a lost connection, on another connection, up to 3 times
+///   (`rules::MAX_TRANSPARENT_RETRIES`);
+/// - after a refused stream, as often as it takes within the call's deadline (or, without
+///   one, `checkout_timeout` from the first refusal): the refusal lowered that connection's
+///   stream limit, so the call waits in line for room instead of being refused again.
+///
+/// Any other failure, including every gRPC status the server returned, is returned unchanged:
+/// no call that may have executed is retried. Checkout errors become a `Status` through
+/// `From<PoolError> for Status` (the `PoolError` is its source).
 ///
 /// The call's deadline (its `grpc-timeout`, from `Request::set_timeout`, or the pool's
 /// `request_timeout`, whichever is sooner) starts now and bounds the whole call: waiting for a
-/// channel, and every attempt, each of which carries the time that remains.
+/// channel, and every attempt, each of which carries the time that remains. When it passes,
+/// the call ends with `DEADLINE_EXCEEDED`.
 pub async fn unary<M, R, F, Fut>(
     pool: &Pool,
+    options: &ClientOptions,
     request: Request<M>,
     mut call: F,
 ) -> Result<Response<R>, Status>
@@ -51,17 +60,15 @@ where
     F: FnMut(PooledChannel, Request<M>) -> Fut,
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
+    let shared = pool.shared();
     let (mut metadata, extensions, message) = request.into_parts();
-    let timeout = [
-        grpc_timeout(&metadata),
-        pool.shared().settings.request_timeout,
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = call_deadline(pool, &metadata);
+    let wait_for_ready = options.waits_for_ready(pool);
     let mut failed: Vec<u64> = Vec::new();
-    let mut channel = crate::balance::checkout(pool.shared(), &failed, deadline).await?;
+    // Refused streams are sent again until this (set at the first refusal).
+    let mut refused_until: Option<Instant> = None;
+    let mut refused = 0u32;
+    let mut channel = crate::balance::checkout(shared, &failed, deadline, wait_for_ready).await?;
     loop {
         let conn = channel.connection_id();
         if let Some(deadline) = deadline {
@@ -78,17 +85,48 @@ where
             Ok(response) => return Ok(response),
             Err(status) => status,
         };
-        if !is_never_sent(&status) || failed.len() >= MAX_TRANSPARENT_RETRIES {
-            return Err(status);
+        match never_sent(&status) {
+            None => return Err(status),
+            Some(NotSentBecause::Refused) => {
+                let until = *refused_until.get_or_insert_with(|| {
+                    deadline.unwrap_or_else(|| Instant::now() + shared.settings.checkout_timeout)
+                });
+                if Instant::now() >= until {
+                    return Err(status);
+                }
+                refused += 1;
+                debug!(pool = %pool.name(), refused, "stream refused at the server's limit; waiting for room");
+            }
+            Some(NotSentBecause::Lost) => {
+                if failed.len() >= MAX_TRANSPARENT_RETRIES {
+                    return Err(status);
+                }
+                failed.push(conn);
+                debug!(pool = %pool.name(), retry = failed.len(), code = ?status.code(), "request was never sent; retrying on another connection");
+            }
         }
-        failed.push(conn);
-        debug!(pool = %pool.name(), retry = failed.len(), code = ?status.code(), "request was never sent; retrying on another connection");
-        channel = match crate::balance::checkout(pool.shared(), &failed, deadline).await {
+        let wait = refused_until.map_or(deadline, |until| Some(deadline.unwrap_or(until)));
+        channel = match crate::balance::checkout(shared, &failed, wait, wait_for_ready).await {
             Ok(channel) => channel,
+            // Out of time: say so.
+            Err(e @ PoolError::CheckoutTimeout { .. }) => return Err(Status::from(e)),
             // Nothing to retry on: the original error says more than the checkout's.
             Err(_) => return Err(status),
         };
     }
+}
+
+/// When a call with `metadata` must end: its `grpc-timeout` or the pool's `request_timeout`
+/// from now, whichever is sooner.
+fn call_deadline(pool: &Pool, metadata: &MetadataMap) -> Option<Instant> {
+    let timeout = [
+        grpc_timeout(metadata),
+        pool.shared().settings.request_timeout,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    timeout.map(|t| Instant::now() + t)
 }
 
 /// The `grpc-timeout` of a request (`<digits><H|M|S|m|u|n>`), if it has a valid one.
@@ -118,9 +156,18 @@ fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
 }
 
 /// Checks out a channel for a streaming call (no transparent retry: a stream's messages
-/// are not replayable). Checkout errors become a `Status`.
-pub async fn checkout_for_stream(pool: &Pool) -> Result<PooledChannel, Status> {
-    pool.checkout().await.map_err(Status::from)
+/// are not replayable), waiting no longer than the call's deadline (its `grpc-timeout` or
+/// the pool's `request_timeout`). Checkout errors become a `Status`.
+pub async fn checkout_for_stream<M>(
+    pool: &Pool,
+    options: &ClientOptions,
+    request: &Request<M>,
+) -> Result<PooledChannel, Status> {
+    let deadline = call_deadline(pool, request.metadata());
+    let wait_for_ready = options.waits_for_ready(pool);
+    crate::balance::checkout(pool.shared(), &[], deadline, wait_for_ready)
+        .await
+        .map_err(Status::from)
 }
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ pub const FIELDS: &[Field] = &[
         u64::MAX,
     ),
     duration("pool.drain_timeout", "DRAIN_TIMEOUT", HOUR),
+    of("pool.wait_for_ready", "WAIT_FOR_READY", Kind::Bool),
     duration("connection.connect_timeout", "CONNECT_TIMEOUT", HOUR),
     duration("connection.request_timeout", "REQUEST_TIMEOUT", DAY),
     duration("connection.keepalive", "KEEPALIVE", DAY),

@@ -49,6 +49,12 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) drain_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    /// The configured keepalive interval (a server's `too_many_pings` raises the interval
+    /// of new connections above it, see `keepalive`).
+    pub(crate) keepalive: Duration,
+    /// Calls wait for a READY channel while every channel is in backoff (within their
+    /// deadline), instead of failing at once.
+    pub(crate) wait_for_ready: bool,
     /// The default deadline of every call.
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) ping_interval: Option<Duration>,
@@ -87,6 +93,8 @@ impl Settings {
             max_in_flight: config.max_in_flight_per_channel(),
             drain_timeout: config.drain_timeout(),
             connect_timeout: config.connect_timeout(),
+            keepalive: config.keepalive(),
+            wait_for_ready: config.wait_for_ready(),
             request_timeout: config.request_timeout(),
             ping_interval: config.ping_interval(),
             reconnect_probe_interval: config.reconnect_probe_interval(),

@@ -62,6 +62,9 @@ impl Shared {
             PoolStatus::from_channels(self.settings.name.clone(), self.is_closed(), channels);
         status.grown = self.grown.load(Ordering::Relaxed);
         status.shrunk = self.shrunk.load(Ordering::Relaxed);
+        let keepalive = &self.signals.keepalive;
+        status.too_many_pings = keepalive.too_many_pings();
+        status.keepalive = keepalive.interval(self.settings.keepalive);
         status
     }
 

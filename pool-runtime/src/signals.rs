@@ -1,8 +1,9 @@
 //! Pool-wide wake-ups, and the one way to wait on them: [`Signals::wait_until`].
 //!
-//! Checkout waiters, the start waiter and the shutdown drain all wait the same way: check a
-//! condition, and if it does not hold, sleep until something changed (a slot changed state,
-//! a call finished) or a deadline passed, then check again. Nothing polls.
+//! The start waiter and the shutdown drain wait the same way: check a condition, and if it
+//! does not hold, sleep until something changed (a slot changed state, a call finished) or a
+//! deadline passed, then check again. Nothing polls. Checkouts wait in line instead (see
+//! [`crate::queue`]), woken by the same events one at a time.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -11,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::keepalive::Keepalive;
 use crate::probe::Probes;
+use crate::queue::Queue;
 
 /// How long after a checkout found no channel the pool still counts as wanting one (callers
 /// that failed fast tend to call again).
@@ -20,8 +23,11 @@ const DEMAND_WINDOW: Duration = Duration::from_secs(1);
 /// Pool-wide wake-ups: checkout waiters, the start waiter and the shutdown drain.
 #[derive(Debug, Default)]
 pub(crate) struct Signals {
-    /// Notified on every state change (all waiters) and on released calls (one waiter).
+    /// Notified on every state change (all waiters), and on released calls once the pool
+    /// is closing (the drain).
     pub(crate) changed: Notify,
+    /// Checkouts waiting for a channel, in line (woken on state changes and released calls).
+    pub(crate) queue: Queue,
     /// Tasks waiting on `changed`; releases notify only when someone waits.
     pub(crate) waiters: AtomicUsize,
     /// Set once shutdown begins.
@@ -39,12 +45,15 @@ pub(crate) struct Signals {
     pub(crate) probes: Probes,
     /// A slot warned that health checks cannot be used (once per pool).
     pub(crate) health_warned: AtomicBool,
+    /// The keepalive interval of new connections, raised by `too_many_pings`.
+    pub(crate) keepalive: Keepalive,
 }
 
 impl Signals {
     /// A state change: wake everyone who waits.
     pub(crate) fn state_changed(&self) {
         self.changed.notify_waiters();
+        self.queue.wake_first();
     }
 
     /// A checkout found no channel: wake the workers in backoff.
@@ -75,14 +84,12 @@ impl Signals {
                 .is_some_and(|at| at.elapsed() < DEMAND_WINDOW)
     }
 
-    /// A call finished: wake one waiter (its capacity is free now).
+    /// A call finished: its room goes to the first checkout in line; the drain of a closing
+    /// pool counts it.
     pub(crate) fn released(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            if self.closed.load(Ordering::SeqCst) {
-                self.changed.notify_waiters();
-            } else {
-                self.changed.notify_one();
-            }
+        self.queue.wake_first();
+        if self.waiters.load(Ordering::SeqCst) > 0 && self.closed.load(Ordering::SeqCst) {
+            self.changed.notify_waiters();
         }
     }
 

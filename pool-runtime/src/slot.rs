@@ -40,6 +40,8 @@ pub(crate) struct Slot {
     pub(crate) in_flight: AtomicUsize,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// Calls the server refused at its stream limit (sent again by the pool).
+    pub(crate) refused_streams: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     /// Healthy connections replaced (maximum age, moved address).
     pub(crate) refreshes: AtomicU64,
@@ -74,6 +76,7 @@ impl Slot {
             in_flight: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            refused_streams: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             connect_attempts: AtomicU64::new(0),
@@ -152,6 +155,17 @@ impl Slot {
         self.conn.load_full()
     }
 
+    /// How many calls the current connection takes (see [`StreamLimit`]); unlimited
+    /// without a connection. A lock-free load, for checkout's hot path.
+    ///
+    /// [`StreamLimit`]: crate::conn::StreamLimit
+    pub(crate) fn stream_limit(&self) -> usize {
+        self.conn
+            .load()
+            .as_ref()
+            .map_or(usize::MAX, |c| c.streams.get())
+    }
+
     /// Installs a connection; the one it replaces (if any) is returned, still open for the
     /// calls that hold it (it closes when the last of them ends).
     pub(crate) fn install(&self, conn: Conn) -> Option<Arc<Conn>> {
@@ -224,6 +238,8 @@ impl Slot {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            refused_streams: self.refused_streams.load(Ordering::Relaxed),
+            stream_limit: Some(self.stream_limit()).filter(|l| *l != usize::MAX),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
             connect_attempts: self.connect_attempts.load(Ordering::Relaxed),

@@ -68,6 +68,13 @@ pub struct ChannelStatus {
     pub calls: u64,
     /// Calls that ended in a transport error (not counting gRPC error statuses).
     pub failures: u64,
+    /// Calls the server refused with `REFUSED_STREAM` (at its stream limit) and the pool
+    /// sent again.
+    pub refused_streams: u64,
+    /// How many calls the current connection takes at once: the server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, lowered while it refuses streams below that
+    /// (`None`: no limit known; over TLS the pool learns it from refusals only).
+    pub stream_limit: Option<usize>,
     /// Connections replaced after a loss.
     pub reconnects: u64,
     /// Healthy connections replaced before use ended (maximum age reached, address moved).
@@ -101,8 +108,16 @@ pub struct PoolStatus {
     pub calls: u64,
     /// Calls that ended in a transport error.
     pub failures: u64,
+    /// Calls refused by a server at its stream limit and sent again (see
+    /// [`ChannelStatus::refused_streams`]).
+    pub refused_streams: u64,
     /// Connections replaced after a loss.
     pub reconnects: u64,
+    /// Connections a server closed with `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`.
+    pub too_many_pings: u64,
+    /// The keepalive interval of new connections: the configured one, doubled by each
+    /// `too_many_pings`.
+    pub keepalive: std::time::Duration,
     /// Healthy connections replaced (maximum age, moved address).
     pub refreshes: u64,
     /// Connection attempts made (see [`ChannelStatus::connect_attempts`]).
@@ -130,7 +145,10 @@ impl PoolStatus {
             in_flight: channels.iter().map(|c| c.in_flight).sum(),
             calls: channels.iter().map(|c| c.calls).sum(),
             failures: channels.iter().map(|c| c.failures).sum(),
+            refused_streams: channels.iter().map(|c| c.refused_streams).sum(),
             reconnects: channels.iter().map(|c| c.reconnects).sum(),
+            too_many_pings: 0,
+            keepalive: std::time::Duration::ZERO,
             refreshes: channels.iter().map(|c| c.refreshes).sum(),
             connect_attempts: channels.iter().map(|c| c.connect_attempts).sum(),
             probe_attempts: channels.iter().map(|c| c.probe_attempts).sum(),
@@ -162,6 +180,15 @@ impl fmt::Display for PoolStatus {
             self.connect_attempts,
             self.probe_attempts
         )?;
+        if self.refused_streams + self.too_many_pings > 0 {
+            writeln!(
+                f,
+                "server limits: {} refused streams (sent again), {} too_many_pings (keepalive now {})",
+                self.refused_streams,
+                self.too_many_pings,
+                humantime::format_duration(self.keepalive)
+            )?;
+        }
         if self.grown + self.shrunk > 0 {
             writeln!(
                 f,

@@ -676,6 +676,14 @@ impl PooledGreeterClient {
         self.options.max_encoding_message_size(limit);
         self
     }
+    /// Whether calls wait for a READY channel while every channel of the pool backs off
+    /// (`true`, within the call's deadline), or fail at once with `UNAVAILABLE`
+    /// (`false`); overrides the pool's `wait_for_ready` for this client.
+    #[must_use]
+    pub fn with_wait_for_ready(mut self, on: bool) -> Self {
+        self.options.wait_for_ready(on);
+        self
+    }
     fn tonic_client(
         &self,
         channel: ::grpc_pool::__private::PooledChannel,
@@ -701,6 +709,7 @@ impl PooledGreeterClient {
     > {
         ::grpc_pool::__private::unary(
                 &self.pool,
+                &self.options,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -723,6 +732,7 @@ impl PooledGreeterClient {
     > {
         ::grpc_pool::__private::unary(
                 &self.pool,
+                &self.options,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -741,7 +751,15 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::tonic::Response<HelloReply>,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool).await?;
+        let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+            request,
+        );
+        let channel = ::grpc_pool::__private::checkout_for_stream(
+                &self.pool,
+                &self.options,
+                &request,
+            )
+            .await?;
         self.tonic_client(channel).collect(request).await
     }
     /// Bidirectional `golden.v1.Greeter/Chat`: the call keeps its channel until it ends.
@@ -756,7 +774,15 @@ impl PooledGreeterClient {
         >,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool).await?;
+        let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+            request,
+        );
+        let channel = ::grpc_pool::__private::checkout_for_stream(
+                &self.pool,
+                &self.options,
+                &request,
+            )
+            .await?;
         self.tonic_client(channel).chat(request).await
     }
     /// A method named with a Rust keyword.
@@ -771,6 +797,7 @@ impl PooledGreeterClient {
     > {
         ::grpc_pool::__private::unary(
                 &self.pool,
+                &self.options,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);

@@ -116,8 +116,10 @@ impl PoolConfigBuilder {
         self.config.connection.request_timeout = Some(timeout);
         self
     }
-    /// Interval of HTTP/2 keepalive PINGs (while idle too, unless
-    /// [`keepalive_while_idle`](Self::keepalive_while_idle) is off).
+    /// Interval of HTTP/2 keepalive PINGs while calls are in flight (and while idle too when
+    /// [`keepalive_while_idle`](Self::keepalive_while_idle) is on). A server that answers
+    /// with `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")` makes the pool double the interval
+    /// for its new connections (counted in `PoolStatus::too_many_pings`).
     pub fn keepalive(mut self, interval: Duration) -> Self {
         self.config.connection.keepalive = Some(interval);
         self
@@ -127,11 +129,12 @@ impl PoolConfigBuilder {
         self.config.connection.keepalive_timeout = Some(timeout);
         self
     }
-    /// Whether keepalive PINGs are sent while no call is in flight (default true). Servers
+    /// Whether keepalive PINGs are sent while no call is in flight (default false). Servers
     /// with gRPC's default keepalive policy accept no PING while no call is active (and one
     /// every 5 minutes at most otherwise), and answer more with
-    /// `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`; turn this off for them and keep idle
-    /// connections warm with [`ping_interval`](Self::ping_interval) health checks.
+    /// `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`; so idle connections stay warm through
+    /// [`ping_interval`](Self::ping_interval) health checks instead. Turn it on only for
+    /// servers that permit pings without calls.
     pub fn keepalive_while_idle(mut self, on: bool) -> Self {
         self.config.connection.keepalive_while_idle = Some(on);
         self
@@ -195,6 +198,14 @@ impl PoolConfigBuilder {
     /// Cap on calls in flight per channel (default unlimited).
     pub fn max_in_flight_per_channel(mut self, max: usize) -> Self {
         self.config.pool.max_in_flight_per_channel = Some(max);
+        self
+    }
+    /// Whether calls wait for a READY channel while every channel is in backoff (within
+    /// their deadline and `checkout_timeout`) instead of failing at once with `UNAVAILABLE`
+    /// (default false, like gRPC's `wait_for_ready`). Calls always wait while a channel is
+    /// connecting for the first time after a loss, or while ready channels are full.
+    pub fn wait_for_ready(mut self, on: bool) -> Self {
+        self.config.pool.wait_for_ready = Some(on);
         self
     }
     /// How long `shutdown` waits for in-flight calls.

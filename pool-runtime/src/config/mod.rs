@@ -13,9 +13,10 @@
 //! | `pool.resize_interval` / `resize_step` | 5 s / 2 | | | |
 //! | `pool.checkout_timeout` | 15 s | | | 5 s |
 //! | `pool.drain_timeout` | 10 s | | | 2 s |
+//! | `pool.wait_for_ready` | false | | | |
 //! | `connection.connect_timeout` | 5 s | | | 2 s |
 //! | `connection.keepalive` / `keepalive_timeout` | 30 s / 10 s | | | |
-//! | `connection.keepalive_while_idle` | true | | | |
+//! | `connection.keepalive_while_idle` | false | | | |
 //! | `connection.ping_interval` | 25 s | | | off |
 //! | `connection.reconnect_probe_interval` | 50 ms | | | |
 //! | `connection.health_check` | false | true | | false |
@@ -254,6 +255,13 @@ impl PoolConfig {
     pub fn max_in_flight_per_channel(&self) -> Option<usize> {
         self.pool.max_in_flight_per_channel
     }
+    /// Whether a call that finds every channel in backoff waits for one to become READY
+    /// (within its deadline and `checkout_timeout`) instead of failing at once with
+    /// `UNAVAILABLE` (default false, as gRPC's `wait_for_ready`). Generated clients can
+    /// override it with `with_wait_for_ready`.
+    pub fn wait_for_ready(&self) -> bool {
+        self.pool.wait_for_ready.unwrap_or(false)
+    }
     /// How long `shutdown` lets in-flight calls finish.
     pub fn drain_timeout(&self) -> Duration {
         let default = self.by_preset(10 * SECOND, 2 * SECOND);
@@ -277,9 +285,11 @@ impl PoolConfig {
     pub fn keepalive_timeout(&self) -> Duration {
         self.connection.keepalive_timeout.unwrap_or(10 * SECOND)
     }
-    /// Whether keepalive PINGs are sent while no call is in flight (default true).
+    /// Whether keepalive PINGs are sent while no call is in flight (default false: gRPC
+    /// servers by default refuse pings on a connection without calls, and close it after
+    /// two; idle connections stay warm through `ping_interval` health checks instead).
     pub fn keepalive_while_idle(&self) -> bool {
-        self.connection.keepalive_while_idle.unwrap_or(true)
+        self.connection.keepalive_while_idle.unwrap_or(false)
     }
     /// While an address is down and calls want a channel, its slots probe it one at a time,
     /// this often (default 50 ms), whatever their backoff.
@@ -369,6 +379,7 @@ impl fmt::Debug for PoolConfig {
                 "max_in_flight_per_channel",
                 &self.max_in_flight_per_channel(),
             )
+            .field("wait_for_ready", &self.wait_for_ready())
             .field("connect_timeout", &self.connect_timeout())
             .field("request_timeout", &self.request_timeout())
             .field("keepalive", &self.keepalive())
@@ -717,21 +728,22 @@ mod serde_tests {
 
     #[test]
     fn keepalive_while_idle_from_code_toml_and_env() {
-        assert!(PoolConfig::local("h", 1)
+        // Off unless asked for: stock gRPC servers refuse pings on idle connections.
+        assert!(!PoolConfig::local("h", 1)
             .build()
             .unwrap()
             .keepalive_while_idle());
         let code = PoolConfig::local("h", 1)
-            .keepalive_while_idle(false)
+            .keepalive_while_idle(true)
             .build()
             .unwrap();
-        assert!(!code.keepalive_while_idle());
+        assert!(code.keepalive_while_idle());
         let (text, back) = round_trip(&code);
-        assert!(text.contains("keepalive_while_idle = false"), "{text}");
+        assert!(text.contains("keepalive_while_idle = true"), "{text}");
         assert_eq!(back, code);
         let file = PoolConfig::from_toml_str(
             "[endpoint]\ntype = \"local\"\nhost = \"h\"\nport = 1\n\
-             [connection]\nkeepalive_while_idle = false\n",
+             [connection]\nkeepalive_while_idle = true\n",
         )
         .unwrap();
         assert_eq!(file, code);
@@ -739,7 +751,7 @@ mod serde_tests {
             "APP_ENDPOINT_TYPE" => Some("local".into()),
             "APP_HOST" => Some("h".into()),
             "APP_PORT" => Some("1".into()),
-            "APP_KEEPALIVE_WHILE_IDLE" => Some("no".into()),
+            "APP_KEEPALIVE_WHILE_IDLE" => Some("yes".into()),
             _ => None,
         })
         .unwrap();
@@ -753,5 +765,38 @@ mod serde_tests {
         let err =
             PoolConfig::from_toml_str("[connection]\nkeepalive_while_idle = \"no\"").unwrap_err();
         assert!(matches!(err, ConfigError::Toml { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn wait_for_ready_from_code_toml_and_env() {
+        assert!(!PoolConfig::local("h", 1).build().unwrap().wait_for_ready());
+        let code = PoolConfig::local("h", 1)
+            .wait_for_ready(true)
+            .build()
+            .unwrap();
+        assert!(code.wait_for_ready());
+        let (text, back) = round_trip(&code);
+        assert!(text.contains("wait_for_ready = true"), "{text}");
+        assert_eq!(back, code);
+        let file = PoolConfig::from_toml_str(
+            "[endpoint]\ntype = \"local\"\nhost = \"h\"\nport = 1\n[pool]\nwait_for_ready = true\n",
+        )
+        .unwrap();
+        assert_eq!(file, code);
+        let env = load::from_env("APP", |k| match k {
+            "APP_ENDPOINT_TYPE" => Some("local".into()),
+            "APP_HOST" => Some("h".into()),
+            "APP_PORT" => Some("1".into()),
+            "APP_WAIT_FOR_READY" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(env, code);
+        let err = load::from_env("APP", |k| {
+            (k == "APP_WAIT_FOR_READY").then(|| "soon".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("APP_WAIT_FOR_READY"), "{err}");
+        assert!(err.to_string().contains("soon"), "{err}");
     }
 }

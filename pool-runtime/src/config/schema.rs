@@ -156,6 +156,7 @@ section! {
         #[serde(with = "duration")] checkout_timeout: Duration,
         #[serde(with = "count")] max_in_flight_per_channel: usize,
         #[serde(with = "duration")] drain_timeout: Duration,
+        wait_for_ready: bool,
     }
 }
 

@@ -6,6 +6,7 @@ use grpc_pool::grpc_pool;
     min_size = 2,
     max_size = 8,
     max_connection_age = "30m",
+    wait_for_ready = true,
     checkout_timeout = "2s",
     connect_timeout = "500ms",
     keepalive = "30s",
