@@ -125,10 +125,12 @@ impl Pool {
     }
 
     /// The READY channel with the fewest calls in flight (ties rotate), reserving one call
-    /// on it. Waits, woken by finished calls and state changes, while channels are at
-    /// `max_in_flight_per_channel` or connecting, up to `checkout_timeout`
+    /// on it. Waits in line (first come, first served), woken by finished calls and state
+    /// changes, while channels are full (at `max_in_flight_per_channel` or at the server's
+    /// stream limit) or connecting, up to `checkout_timeout`
     /// ([`PoolError::CheckoutTimeout`]); fails at once with [`PoolError::NoReadyChannel`]
-    /// when no channel is ready or connecting, and with [`PoolError::Closed`] after shutdown.
+    /// when no channel is ready or connecting (unless `wait_for_ready`, which waits for one),
+    /// and with [`PoolError::Closed`] after shutdown.
     pub async fn checkout(&self) -> Result<PooledChannel, PoolError> {
         let shared = &self.handle.shared;
         crate::balance::checkout(shared, &[], None, shared.settings.wait_for_ready).await

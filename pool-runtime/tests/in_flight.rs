@@ -4,7 +4,6 @@ mod support;
 
 use std::time::Duration;
 
-use grpc_pool::__private::checkout_for_stream;
 use grpc_pool::Pool;
 use grpc_pool_testkit::pb::echo_client::EchoClient;
 use grpc_pool_testkit::pb::EchoRequest;
@@ -18,7 +17,7 @@ async fn setup() -> (EchoServer, Pool) {
 }
 
 async fn client(pool: &Pool) -> EchoClient<grpc_pool::PooledChannel> {
-    EchoClient::new(checkout_for_stream(pool).await.unwrap())
+    EchoClient::new(pool.checkout().await.unwrap())
 }
 
 #[tokio::test]
@@ -120,7 +119,8 @@ async fn in_flight_returns_to_zero_after_a_call_hits_its_deadline() {
     let (_server, pool) = setup().await;
     let mut request = tonic::Request::new(echo("slow", 2_000));
     request.set_timeout(Duration::from_millis(50));
-    let status = grpc_pool::__private::unary(&pool, request, |ch, req| async move {
+    let options = grpc_pool::__private::ClientOptions::new();
+    let status = grpc_pool::__private::unary(&pool, &options, request, |ch, req| async move {
         EchoClient::new(ch).unary(req).await
     })
     .await

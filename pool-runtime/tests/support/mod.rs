@@ -41,9 +41,13 @@ pub fn echo(message: &str, delay_ms: u32) -> EchoRequest {
 
 /// A unary Echo call through the pool with transparent retry, as generated code makes it.
 pub async fn unary(pool: &Pool, request: EchoRequest) -> Result<EchoReply, Status> {
-    grpc_pool::__private::unary(pool, Request::new(request), |channel, request| async move {
-        EchoClient::new(channel).unary(request).await
-    })
+    let options = grpc_pool::__private::ClientOptions::new();
+    grpc_pool::__private::unary(
+        pool,
+        &options,
+        Request::new(request),
+        |channel, request| async move { EchoClient::new(channel).unary(request).await },
+    )
     .await
     .map(|r| r.into_inner())
 }
