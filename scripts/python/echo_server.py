@@ -6,7 +6,21 @@ standard grpc.health.v1 service. Binds 127.0.0.1 only.
 
     echo_server.py [--port 0] [--max-concurrent-streams N] [--delay-ms MS]
                    [--max-connection-age-ms MS] [--max-connection-age-grace-ms MS]
-                   [--proto PATH]
+                   [--permissive-pings] [--require-token TOKEN] [--proto PATH]
+
+Keepalive: by default grpcio's STOCK ping policy, as real servers run it. A client PING counts
+as a strike when it comes sooner than 5 minutes after the previous one
+(grpc.http2.min_ping_interval_without_data_ms), or 2 hours while the connection has no call
+(grpc.keepalive_permit_without_calls=0); the server sending headers or data clears the
+strikes and the clock. Strike 3 (grpc.http2.max_ping_strikes=2) is answered with
+GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") and the connection is closed: on an idle
+connection that is the 4th ping (grpcio 1.85, measured with raw PING frames).
+--permissive-pings accepts any ping at any time instead, for tests about something else that
+need frequent pings on idle connections; their caller says why.
+
+--require-token TOKEN: every method, grpc.health.v1 included, fails with UNAUTHENTICATED
+unless the call's metadata has `authorization: Bearer TOKEN` (as servers whose
+authentication covers every method do).
 
 stdout (line-buffered), for the test that spawned it:
     LISTENING <port>          once serving
@@ -98,6 +112,34 @@ def make_servicer(pb2, pb2_grpc, default_delay_ms: int):
     return Echo()
 
 
+class RequireToken(grpc.ServerInterceptor):
+    """Rejects every call, known method or not, without `authorization: Bearer <token>`."""
+
+    def __init__(self, token: str):
+        self.expected = f"Bearer {token}"
+
+    def intercept_service(self, continuation, handler_call_details):
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if metadata.get("authorization") == self.expected:
+            return continuation(handler_call_details)
+        why = "wrong authorization" if "authorization" in metadata else "no authorization"
+
+        def deny(_request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{why} for {handler_call_details.method}")
+
+        # The refusal has the method's shape: a unary-request handler would first wait for a
+        # request message, a streaming one gets its answer at once. An unknown method gets
+        # the unary shape (its client sends one message).
+        handler = continuation(handler_call_details)
+        if handler is None or not (handler.request_streaming or handler.response_streaming):
+            return grpc.unary_unary_rpc_method_handler(deny)
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(deny)
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(deny)
+        return grpc.unary_stream_rpc_method_handler(deny)
+
+
 def _code(value: int):
     for code in grpc.StatusCode:
         if code.value[0] == value:
@@ -113,6 +155,14 @@ def main() -> None:
     ap.add_argument("--max-connection-age-ms", type=int, default=0, help="0 = no limit")
     ap.add_argument("--max-connection-age-grace-ms", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=512, help="handler threads")
+    ap.add_argument(
+        "--permissive-pings",
+        action="store_true",
+        help="accept client pings at any rate, also without calls (default: grpcio's stock policy)",
+    )
+    ap.add_argument(
+        "--require-token", metavar="TOKEN", help="every method requires `authorization: Bearer TOKEN`"
+    )
     ap.add_argument("--proto", type=pathlib.Path, default=DEFAULT_PROTO)
     args = ap.parse_args()
 
@@ -127,16 +177,19 @@ def main() -> None:
     if args.max_connection_age_ms > 0:
         options.append(("grpc.max_connection_age_ms", args.max_connection_age_ms))
         options.append(("grpc.max_connection_age_grace_ms", args.max_connection_age_grace_ms))
-    # Accept the pool's keepalive pings however often they come (default policy: 5 min
-    # without calls, which would make the server answer with GOAWAY ENHANCE_YOUR_CALM).
-    options += [
-        ("grpc.http2.min_ping_interval_without_data_ms", 10),
-        ("grpc.http2.max_ping_strikes", 0),
-        ("grpc.keepalive_permit_without_calls", 1),
-    ]
+    if args.permissive_pings:
+        # Pings however often they come, with or without calls (0 strikes = never GOAWAY).
+        options += [
+            ("grpc.http2.min_ping_interval_without_data_ms", 10),
+            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    if args.require_token is not None and not args.require_token:
+        sys.exit("echo_server: --require-token must not be empty")
+    interceptors = [RequireToken(args.require_token)] if args.require_token else []
 
     executor = futures.ThreadPoolExecutor(max_workers=args.workers)
-    server = grpc.server(executor, options=options)
+    server = grpc.server(executor, options=options, interceptors=interceptors)
     pb2_grpc.add_EchoServicer_to_server(make_servicer(pb2, pb2_grpc, args.delay_ms), server)
     health_servicer = health.HealthServicer(
         experimental_non_blocking=True,

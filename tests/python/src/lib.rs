@@ -1,8 +1,9 @@
 //! grpc-pool against a Python grpcio server (gRPC C-core's HTTP/2 stack, not hyper/h2).
 //!
 //! Each test spawns `scripts/python/echo_server.py` as a child process with the options it
-//! needs (stream limit, delay, max connection age) and calls it through the generated
-//! `PooledEchoClient`. The Python comes from `GRPC_POOL_PYTHON` (exported by
+//! needs (stream limit, delay, max connection age, a required bearer token) and calls it
+//! through the generated `PooledEchoClient`. The server keeps grpcio's stock keepalive
+//! enforcement unless a test asks for `permissive_pings` and says why. The Python comes from `GRPC_POOL_PYTHON` (exported by
 //! `scripts/start-servers.sh`) or `<repo>/.venv/bin/python` (made by
 //! `scripts/install-deps.sh`). Without it the tests skip loudly, and fail under `CI=true`.
 

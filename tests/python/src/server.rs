@@ -17,7 +17,8 @@ pub const PYTHON_VAR: &str = "GRPC_POOL_PYTHON";
 /// How long the server may take to print `LISTENING` (Python start + protoc of echo.proto).
 const STARTUP: Duration = Duration::from_secs(15);
 
-/// Command-line options of `echo_server.py`.
+/// Command-line options of `echo_server.py`. The default is a server with grpcio's stock
+/// settings, keepalive enforcement included.
 #[derive(Clone, Debug, Default)]
 pub struct ServerOptions {
     /// `--max-concurrent-streams`: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
@@ -28,6 +29,13 @@ pub struct ServerOptions {
     pub max_connection_age: Option<Duration>,
     /// `--max-connection-age-grace-ms`: time in-flight calls get after that GOAWAY.
     pub max_connection_age_grace: Option<Duration>,
+    /// `--permissive-pings`: accept client PINGs at any rate, with or without calls, instead
+    /// of the stock policy (GOAWAY `too_many_pings` at the 3rd ping too early). Only for a
+    /// test about something else that needs frequent idle pings; it says why.
+    pub permissive_pings: bool,
+    /// `--require-token`: every method, health included, fails with UNAUTHENTICATED unless
+    /// the call carries `authorization: Bearer <token>`.
+    pub require_token: Option<String>,
 }
 
 impl ServerOptions {
@@ -45,6 +53,12 @@ impl ServerOptions {
         }
         if let Some(d) = self.max_connection_age_grace {
             args.extend(["--max-connection-age-grace-ms".to_owned(), ms(d)]);
+        }
+        if self.permissive_pings {
+            args.push("--permissive-pings".to_owned());
+        }
+        if let Some(token) = &self.require_token {
+            args.extend(["--require-token".to_owned(), token.clone()]);
         }
         args
     }
