@@ -178,12 +178,12 @@ impl tower_service::Service<Uri> for OnceConnector {
 }
 
 /// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
-/// preferred address first, then the others of the same endpoint, tried in order (an address
-/// family the server does not listen on must not leave the slot failing); when it is empty,
-/// the URI's host is resolved here.
+/// preferred address first, then the others of the same endpoint, raced (see [`crate::dial`]):
+/// an address that drops SYNs or a family the server does not listen on must not leave the
+/// slot failing. When it is empty, the URI's host is resolved here (and its addresses raced).
 async fn open(uri: &Uri, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
     if !addrs.is_empty() {
-        return TcpStream::connect(addrs).await;
+        return crate::dial::open(addrs).await;
     }
     let host = uri
         .host()
@@ -194,12 +194,17 @@ async fn open(uri: &Uri, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
         Some("https") => 443,
         _ => 80,
     });
-    TcpStream::connect((host, port)).await
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    if resolved.is_empty() {
+        let msg = format!("{host}:{port} resolved to no address");
+        return Err(io::Error::new(io::ErrorKind::NotFound, msg));
+    }
+    crate::dial::open(&resolved).await
 }
 
 /// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
-/// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds each
-/// step (TCP, TLS and HTTP/2 setup; then the probe), so one attempt takes at most twice it.
+/// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds the
+/// whole attempt: TCP, TLS and HTTP/2 setup, then the probe in whatever time is left.
 pub(crate) async fn connect(
     slot: &Slot,
     settings: &Settings,
@@ -219,7 +224,14 @@ pub(crate) async fn connect(
     });
     let streams = wire.streams.clone();
     let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone(), wire);
-    let timeout = settings.connect_timeout;
+    let budget = settings.connect_timeout;
+    let deadline = tokio::time::Instant::now() + budget;
+    let timed_out = |waiting: &str| {
+        format!(
+            "connect timed out after {}{waiting}",
+            humantime::format_duration(budget)
+        )
+    };
     let endpoint = if keepalive == settings.keepalive {
         slot.endpoint.endpoint.clone()
     } else {
@@ -230,24 +242,24 @@ pub(crate) async fn connect(
             .http2_keep_alive_interval(keepalive)
     };
     let connecting = endpoint.connect_with_connector(connector);
-    let channel = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => {
-            return Err(format!(
-                "connect timed out after {}",
-                humantime::format_duration(timeout)
-            ))
-        }
+    let channel = match tokio::time::timeout_at(deadline, connecting).await {
+        Err(_) => return Err(timed_out("")),
         Ok(Err(e)) => return Err(error_chain(&e)),
         Ok(Ok(channel)) => channel,
     };
     let interceptor = settings.interceptor.as_ref().map(|i| &i.0);
-    let probe = health::check(
+    // The deadline, not the probe's own timeout (the whole budget), ends a probe that gets
+    // no answer.
+    let probing = health::check(
         channel.clone(),
         &settings.health_service,
-        timeout,
+        budget,
         interceptor,
-    )
-    .await;
+    );
+    let probe = match tokio::time::timeout_at(deadline, probing).await {
+        Err(_) => Probe::Failed(timed_out(" waiting for the first health check")),
+        Ok(probe) => probe,
+    };
     if let Probe::Failed(why) = probe {
         lost.cancel();
         return Err(why);

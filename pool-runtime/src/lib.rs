@@ -57,11 +57,12 @@
 //                pool), handle (who keeps a pool running; the table of pools by name),
 //                registry (public lookups by name), named (NamedPool, #[grpc_pool]).
 // Its tasks:     worker (one per slot: connect, serve, refresh, back off), connector (one
-//                TCP connection per tonic Channel), conn (a connection and its `lost`
-//                signal), slot (one channel's state and counters), health (probes),
-//                backoff, maintain (the maintenance task) with addresses (which slot
-//                connects where) and resize (elastic size), signals (pool-wide wake-ups),
-//                probe (turns at reconnecting to an address that is down).
+//                TCP connection per tonic Channel; dial races the addresses it may use),
+//                conn (a connection and its `lost` signal), slot (one channel's state and
+//                counters), health (probes), backoff, maintain (the maintenance task) with
+//                addresses (which slot connects where) and resize (elastic size), signals
+//                (pool-wide wake-ups), probe (turns at reconnecting to an address that is
+//                down).
 // Settings:      config (PoolConfig: schema, builder, validation, TOML, environment), rules
 //                (the table of settings shared with the macro and the generator), settings
 //                (a validated config turned into what the runtime uses), resolver.
@@ -75,6 +76,7 @@ mod codegen;
 pub mod config;
 mod conn;
 mod connector;
+mod dial;
 mod error;
 mod handle;
 mod health;

@@ -3,6 +3,7 @@
 //! Not published. Everything binds to `127.0.0.1` (port 0 unless a test restarts a server on
 //! the port it had).
 
+pub mod blackhole;
 pub mod certs;
 pub mod child;
 pub mod fault;
@@ -10,6 +11,7 @@ mod killable;
 pub mod load;
 pub mod server;
 
+pub use blackhole::{Blackhole, OpenedHole};
 pub use certs::{CertFiles, TestCerts};
 pub use child::{ChildOptions, ChildServer};
 pub use fault::{FaultMode, FaultProxy};

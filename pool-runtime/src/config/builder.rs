@@ -104,9 +104,9 @@ impl PoolConfigBuilder {
         self.config.pool.checkout_timeout = Some(timeout);
         self
     }
-    /// Bounds the steps of a connection attempt, each on its own: the TCP, TLS and HTTP/2
-    /// setup, then the first probe; also each name lookup and each health probe (those at
-    /// most `ping_interval`).
+    /// Bounds one connection attempt: TCP, TLS, HTTP/2 setup and the first health probe
+    /// (the endpoint's addresses race within it, each next one 250 ms after the last); also
+    /// each name lookup and each later health probe (those at most `ping_interval`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection.connect_timeout = Some(timeout);
         self

@@ -267,8 +267,8 @@ impl PoolConfig {
         let default = self.by_preset(10 * SECOND, 2 * SECOND);
         self.pool.drain_timeout.unwrap_or(default)
     }
-    /// Bounds the steps of a connection attempt, each on its own: the TCP, TLS and HTTP/2
-    /// setup, then the first probe; also each name lookup and each health probe.
+    /// Bounds one connection attempt: TCP, TLS, HTTP/2 setup and the first health probe;
+    /// also each name lookup and each later health probe.
     pub fn connect_timeout(&self) -> Duration {
         let default = self.by_preset(5 * SECOND, 2 * SECOND);
         self.connection.connect_timeout.unwrap_or(default)
