@@ -90,6 +90,7 @@ impl Pool {
             grown: AtomicU64::new(0),
             shrunk: AtomicU64::new(0),
             slots: ArcSwap::from_pointee(slots),
+            removed: Mutex::new(Vec::new()),
             signals,
             metrics,
             resolved: Mutex::new(resolved),
@@ -167,7 +168,8 @@ impl Pool {
     }
 
     /// Graceful shutdown: new checkouts fail with [`PoolError::Closed`], calls in flight get
-    /// up to `drain_timeout` to finish, every worker task ends, the pool leaves the registry.
+    /// up to `drain_timeout` to finish (calls on channels that elastic shrinking removed
+    /// included), every worker task ends, the pool leaves the registry.
     /// Calling it again (or from a clone) waits for the same shutdown.
     ///
     /// The teardown runs in a task of its own: a caller that stops waiting (a timeout, a
@@ -266,8 +268,8 @@ async fn wait_started(shared: &Shared) -> Result<(), PoolError> {
     Ok(())
 }
 
-/// Refuses new checkouts, drains the calls in flight (up to `drain_timeout`), stops every
-/// task and leaves the registry.
+/// Refuses new checkouts, drains the calls in flight (up to `drain_timeout`; on removed
+/// slots too, see [`Shared::in_flight`]), stops every task and leaves the registry.
 async fn shutdown(shared: &Shared) {
     let first = !shared.signals.closed.swap(true, Ordering::SeqCst);
     if first {

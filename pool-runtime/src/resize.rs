@@ -6,7 +6,7 @@
 //! threshold (`max_in_flight_per_channel / 2`, or 50), it adds up to `resize_step` slots,
 //! never past `max_size`; when the pool would stay under half the threshold with fewer slots,
 //! it removes up to `resize_step`, never below `min_size`. A removed slot takes no new calls;
-//! its calls in flight finish on its connection, which then closes.
+//! its calls in flight finish on its connection, which then closes; shutdown waits for them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -69,7 +69,8 @@ pub(crate) fn grow(shared: &Shared, count: usize) {
 }
 
 /// Removes `count` slots. A removed slot takes no new calls; its calls in flight finish on
-/// its connection, which then closes.
+/// its connection, which then closes (a shutdown meanwhile waits for them, see
+/// [`Shared::retire`]).
 pub(crate) fn shrink(shared: &Shared, count: usize) {
     if shared.is_closed() {
         return;
@@ -82,7 +83,7 @@ pub(crate) fn shrink(shared: &Shared, count: usize) {
         };
         removed.push(slots.remove(i));
     }
-    shared.slots.store(Arc::new(slots));
+    shared.retire(slots, &removed);
     let removed_count = removed.len();
     for slot in removed {
         debug!(parent: &shared.span, slot = slot.index, in_flight = slot.in_flight.load(Ordering::Relaxed), "removing slot");

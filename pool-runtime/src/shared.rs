@@ -24,6 +24,10 @@ pub(crate) struct Shared {
     pub(crate) settings: Arc<Settings>,
     /// The current slots. Replaced (never edited in place) when an elastic pool resizes.
     pub(crate) slots: ArcSwap<Vec<Arc<Slot>>>,
+    /// Slots removed by elastic shrinking while calls ran on them: those calls finish on
+    /// the slot's connection, and the shutdown drain waits for them too. A slot leaves the
+    /// list once its last call ended (see [`Shared::in_flight`]).
+    pub(crate) removed: Mutex<Vec<Arc<Slot>>>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) metrics: Arc<PoolMetrics>,
     /// The addresses of each endpoint (by position), as last resolved.
@@ -68,13 +72,49 @@ impl Shared {
         status
     }
 
-    /// The calls in flight over every slot.
+    /// The calls in flight over every slot, those removed by shrinking included.
+    ///
+    /// The current slots are read before the removed ones, and [`Shared::retire`] lists a
+    /// slot as removed before it leaves the current ones, so a slot being removed meanwhile
+    /// is counted at least once.
     pub(crate) fn in_flight(&self) -> usize {
         let slots = self.slots.load();
-        slots
+        let current: usize = slots
             .iter()
             .map(|s| s.in_flight.load(Ordering::SeqCst))
-            .sum()
+            .sum();
+        current + self.removed_in_flight()
+    }
+
+    /// Takes `removed` out of the current slots (`kept` are the ones that stay), keeping
+    /// them for the drain while their calls run. They are closed at once: a checkout still
+    /// reading the old slot list skips them.
+    pub(crate) fn retire(&self, kept: Vec<Arc<Slot>>, removed: &[Arc<Slot>]) {
+        for slot in removed {
+            slot.close();
+        }
+        self.lock_removed().extend(removed.iter().cloned());
+        self.slots.store(Arc::new(kept));
+        // Closed, then counted (and forgotten at zero): a checkout that reserves on one of
+        // them and then reads its state behind a SeqCst fence either sees it closed or has its
+        // call counted here.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.removed_in_flight();
+    }
+
+    /// The calls in flight on removed slots; forgets the slots that have none left.
+    fn removed_in_flight(&self) -> usize {
+        let mut total = 0;
+        self.lock_removed().retain(|s| {
+            let n = s.in_flight.load(Ordering::SeqCst);
+            total += n;
+            n > 0
+        });
+        total
+    }
+
+    fn lock_removed(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
+        self.removed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The calls in flight and the READY channels now (for elastic sizing).

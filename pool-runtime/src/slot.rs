@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
 
 use crate::conn::Conn;
+use crate::health::Probe;
 use crate::metrics::PoolMetrics;
 use crate::settings::EndpointSpec;
 use crate::signals::Signals;
@@ -127,6 +129,43 @@ impl Slot {
         }
     }
 
+    /// Sets the state from a probe that reached the server (`first`: of a new connection;
+    /// `health_check`: a NOT_SERVING answer makes the slot `Unhealthy`).
+    pub(crate) fn apply_probe(&self, probe: Probe, first: bool, health_check: bool) {
+        match probe {
+            Probe::Serving | Probe::Unusable(_) => {
+                if let Probe::Unusable(code) = probe {
+                    if health_check && !self.signals.health_warned.swap(true, Ordering::Relaxed) {
+                        warn!(code = ?code, "the server's grpc.health.v1.Health service cannot be used; treating the server as healthy (keepalive only)");
+                    }
+                }
+                let was = self.state();
+                self.set_state(ChannelState::Ready);
+                if first {
+                    info!("ready");
+                } else if was == ChannelState::Unhealthy {
+                    info!("healthy again");
+                }
+            }
+            Probe::NotServing(why) if health_check => {
+                if self.state() != ChannelState::Unhealthy {
+                    warn!(reason = %why, "unhealthy; routing no calls here");
+                }
+                self.set_last_error(why);
+                self.set_state(ChannelState::Unhealthy);
+            }
+            Probe::NotServing(why) => {
+                // Health checks are off: the server answered, so the connection works.
+                debug!(reason = %why, "health service answered, health checks off");
+                self.set_state(ChannelState::Ready);
+                if first {
+                    info!("ready");
+                }
+            }
+            Probe::Failed(_) => {}
+        }
+    }
+
     /// The addresses to connect to, preferred first (empty: resolve the host).
     pub(crate) fn addrs(&self) -> Arc<[SocketAddr]> {
         self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -166,10 +205,14 @@ impl Slot {
             .map_or(usize::MAX, |c| c.streams.get())
     }
 
-    /// Installs a connection; the one it replaces (if any) is returned, still open for the
-    /// calls that hold it (it closes when the last of them ends).
+    /// Installs a connection and wakes the checkouts waiting: they may be waiting for this
+    /// very connection while the slot's state stays the same (a refresh, or a retry that
+    /// avoids the connection it replaces). The one it replaces (if any) is returned, still open
+    /// for the calls that hold it (it closes when the last of them ends).
     pub(crate) fn install(&self, conn: Conn) -> Option<Arc<Conn>> {
-        self.conn.swap(Some(Arc::new(conn)))
+        let old = self.conn.swap(Some(Arc::new(conn)));
+        self.signals.state_changed();
+        old
     }
 
     /// Drops the slot's reference to its connection (calls still using it keep it open).
@@ -177,6 +220,15 @@ impl Slot {
         if let Some(old) = self.conn.swap(None) {
             old.lost.cancel();
         }
+    }
+
+    /// The bookkeeping of a lost connection: new calls no longer get it, the slot counts a
+    /// reconnect, `why` is its last error.
+    pub(crate) fn lost(&self, why: &str) {
+        self.uninstall();
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reconnect();
+        self.set_last_error(why.to_owned());
     }
 
     pub(crate) fn set_last_error(&self, error: String) {
@@ -281,23 +333,61 @@ mod tests {
     use crate::config::PoolConfig;
     use crate::settings::Settings;
 
-    #[test]
-    fn a_closed_slot_stays_closed() {
+    fn slot() -> Slot {
         let config = PoolConfig::local("127.0.0.1", 1).build().unwrap();
         let settings = Settings::resolve(&config, "t".into()).unwrap();
-        let slot = Slot::new(
+        Slot::new(
             0,
             0,
             settings.endpoints[0].clone(),
             Arc::new(Signals::default()),
             Arc::new(PoolMetrics::new("t")),
             CancellationToken::new(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_closed_slot_stays_closed() {
+        let slot = slot();
         slot.set_state(ChannelState::Ready);
         assert_eq!(slot.state(), ChannelState::Ready);
         slot.close();
         // The worker, racing the stop, sets a state after the slot was closed.
         slot.set_state(ChannelState::Backoff);
         assert_eq!(slot.state(), ChannelState::Closed);
+    }
+
+    /// A checkout may wait for a new connection of a slot whose state does not change (a
+    /// retry avoiding the connection that was replaced): installing it must wake the waiters.
+    #[tokio::test(start_paused = true)]
+    async fn installing_a_connection_wakes_waiters() {
+        use std::sync::OnceLock;
+        use std::time::Duration;
+
+        use crate::conn::Lost;
+
+        let slot = Arc::new(slot());
+        slot.set_state(ChannelState::Ready);
+        let waiter = tokio::spawn({
+            let slot = slot.clone();
+            async move {
+                let signals = slot.signals.clone();
+                signals.wait_until(None, || slot.conn().map(|_| ())).await
+            }
+        });
+        while slot.signals.waiters.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        slot.install(Conn::new(
+            channel,
+            Lost::default(),
+            None,
+            Arc::new(OnceLock::new()),
+        ));
+        // Time is paused: a waiter nobody wakes makes the runtime idle, and the timeout fires.
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(woken.is_ok(), "installing a connection woke nobody");
+        assert_eq!(slot.state(), ChannelState::Ready);
     }
 }

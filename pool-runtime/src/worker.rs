@@ -12,7 +12,9 @@
 //! - `Serving` -> `Refreshing` when due (maximum age, moved address); `Connecting` when the
 //!   connection is lost; `BackingOff` when it was lost within `MIN_UPTIME` of opening.
 //! - `Refreshing` -> `Serving` the new connection; `Serving` the old one when the replacement
-//!   failed (tried again later); `BackingOff` when the old one was lost meanwhile.
+//!   failed (tried again later). The old connection is watched meanwhile: lost, the slot is
+//!   `Connecting` at once and the replacement under way is its reconnect (`BackingOff` when
+//!   that fails).
 //! - `BackingOff` -> `Connecting` after the delay, in the address's turn (see
 //!   [`crate::probe`]); sooner, in the next turn, while calls want a channel; at once when a
 //!   sibling slot connected to the address.
@@ -35,6 +37,9 @@ use crate::probe::{self, Attempt, Claim, Gate, Turn};
 use crate::settings::Settings;
 use crate::slot::Slot;
 use crate::status::ChannelState;
+
+/// The last error of a slot whose connection was lost while being refreshed.
+const LOST_DURING_REFRESH: &str = "connection closed while its replacement was being opened";
 
 /// Connections lost sooner than this after they opened count as failed attempts (see
 /// [`Worker::serving`]).
@@ -153,7 +158,8 @@ impl Worker {
                 self.refresh_backoff.reset();
                 let current = Current::new(&conn, &self.settings);
                 self.slot.install(conn);
-                self.apply_probe(probe, true);
+                self.slot
+                    .apply_probe(probe, true, self.settings.health_check);
                 Phase::Serving(current)
             }
             Err(cause) => {
@@ -175,10 +181,7 @@ impl Worker {
                 Phase::Refreshing(current, reason)
             }
             Watch::Lost(why) => {
-                self.slot.uninstall();
-                self.slot.reconnects.fetch_add(1, Ordering::Relaxed);
-                self.slot.metrics.reconnect();
-                self.slot.set_last_error(why.clone());
+                self.slot.lost(&why);
                 if current.connected_at.elapsed() >= MIN_UPTIME {
                     self.backoff.reset();
                     info!(reason = %why, "connection lost; reconnecting");
@@ -193,7 +196,27 @@ impl Worker {
     }
 
     async fn refreshing(&mut self, mut current: Current, reason: &'static str) -> Phase {
-        let Some(result) = self.connect().await else {
+        let gate = self.gate();
+        // The current connection serves until the replacement is installed, so it is watched
+        // meanwhile: lost, it must stop taking calls at once (they would find it dead), and
+        // the replacement under way becomes its reconnect (the slot is `Connecting`).
+        let mut lost = false;
+        let result = {
+            let connect = self.connect();
+            tokio::pin!(connect);
+            loop {
+                tokio::select! {
+                    result = &mut connect => break result,
+                    _ = current.lost.cancelled(), if !lost => {
+                        lost = true;
+                        self.slot.set_state(ChannelState::Connecting);
+                        self.slot.lost(LOST_DURING_REFRESH);
+                        info!(reason, "connection lost during its refresh; the replacement reconnects it");
+                    }
+                }
+            }
+        };
+        let Some(result) = result else {
             return Phase::Stopped;
         };
         match result {
@@ -201,6 +224,14 @@ impl Worker {
                 self.refresh_backoff.reset();
                 let next = Current::new(&conn, &self.settings);
                 let old = self.slot.install(conn);
+                if lost {
+                    // A reconnect, as in `connecting`.
+                    gate.connected();
+                    self.slot.connect_failures.store(0, Ordering::SeqCst);
+                    self.slot
+                        .apply_probe(probe, true, self.settings.health_check);
+                    return Phase::Serving(next);
+                }
                 self.slot.refreshes.fetch_add(1, Ordering::Relaxed);
                 self.slot.metrics.refreshed(reason);
                 if let Some(old) = old {
@@ -211,12 +242,19 @@ impl Worker {
                         "connection refreshed; the old one drains"
                     );
                 }
-                self.apply_probe(probe, false);
+                self.slot
+                    .apply_probe(probe, false, self.settings.health_check);
                 Phase::Serving(next)
             }
-            Err(cause) if current.lost.is_cancelled() => {
-                // The old connection died meanwhile: an ordinary failed reconnect.
-                self.slot.uninstall();
+            Err(cause) if lost || current.lost.is_cancelled() => {
+                // An ordinary failed reconnect (of a connection that had worked: as in
+                // `serving`, the backoff starts over).
+                if !lost {
+                    self.slot.lost(LOST_DURING_REFRESH);
+                }
+                if current.connected_at.elapsed() >= MIN_UPTIME {
+                    self.backoff.reset();
+                }
                 self.record_failure(&cause, Left::Nothing);
                 let delay = self.backoff.next_delay();
                 warn!(delay = ?delay, error = %cause, "connection lost and its replacement failed; backing off");
@@ -291,45 +329,6 @@ impl Worker {
         }
     }
 
-    /// Sets the state from a probe that reached the server.
-    fn apply_probe(&mut self, probe: Probe, first: bool) {
-        let slot = &self.slot;
-        match probe {
-            Probe::Serving | Probe::Unusable(_) => {
-                if let Probe::Unusable(code) = probe {
-                    if self.settings.health_check
-                        && !slot.signals.health_warned.swap(true, Ordering::Relaxed)
-                    {
-                        warn!(code = ?code, "the server's grpc.health.v1.Health service cannot be used; treating the server as healthy (keepalive only)");
-                    }
-                }
-                let was = slot.state();
-                slot.set_state(ChannelState::Ready);
-                if first {
-                    info!("ready");
-                } else if was == ChannelState::Unhealthy {
-                    info!("healthy again");
-                }
-            }
-            Probe::NotServing(why) if self.settings.health_check => {
-                if slot.state() != ChannelState::Unhealthy {
-                    warn!(reason = %why, "unhealthy; routing no calls here");
-                }
-                slot.set_last_error(why);
-                slot.set_state(ChannelState::Unhealthy);
-            }
-            Probe::NotServing(why) => {
-                // Health checks are off: the server answered, so the connection works.
-                debug!(reason = %why, "health service answered, health checks off");
-                slot.set_state(ChannelState::Ready);
-                if first {
-                    info!("ready");
-                }
-            }
-            Probe::Failed(_) => {}
-        }
-    }
-
     /// Watches a connection until it is lost, is due for a refresh, or the slot stops.
     async fn watch(&mut self, current: &Current) -> Watch {
         let settings = self.settings.clone();
@@ -379,7 +378,7 @@ impl Worker {
                         lost.cancel();
                         return Watch::Lost(why);
                     }
-                    self.apply_probe(probe, false);
+                    self.slot.apply_probe(probe, false, self.settings.health_check);
                 }
             }
         }
