@@ -13,10 +13,12 @@ const DEADLINE: Duration = Duration::from_secs(2);
 const TOKEN: &str = "s3cret";
 /// Calls per burst of the keepalive scenarios.
 const BURST: usize = 50;
-/// Idle time between bursts: long enough for a pool pinging every 500 ms while idle to send
+/// The keepalive interval of the keepalive scenarios.
+const KEEPALIVE: Duration = Duration::from_millis(250);
+/// Idle time between bursts: long enough for a pool pinging every 250 ms while idle to send
 /// the 4 pings that draw grpcio's GOAWAY (the first ping after the server's last reply is
-/// free, the next 3 are strikes).
-const GAP: Duration = Duration::from_millis(2500);
+/// free, the next 3 are strikes), with room to spare.
+const GAP: Duration = Duration::from_millis(1500);
 
 fn echo(message: &str) -> tonic::Request<EchoRequest> {
     let mut req = tonic::Request::new(EchoRequest {
@@ -169,11 +171,11 @@ async fn python_auth_health_checks_use_the_token() {
     without.shutdown().await;
 }
 
-/// Pool size 2, 500 ms keepalive (1 s timeout), no health checks, `keepalive_while_idle` as
+/// Pool size 2, 250 ms keepalive (1 s timeout), no health checks, `keepalive_while_idle` as
 /// given.
 async fn keepalive_pool(name: &str, uri: &str, while_idle: bool) -> Pool {
     let config = base(name, uri, 2)
-        .keepalive(Duration::from_millis(500))
+        .keepalive(KEEPALIVE)
         .keepalive_timeout(Duration::from_secs(1))
         .keepalive_while_idle(while_idle)
         .health_check(false)
@@ -211,17 +213,19 @@ async fn python_stock_ping_policy_idle_gaps_do_not_churn() {
     );
     assert_eq!(tally.ok(), 4 * BURST as u64);
     assert_eq!(
-        (status.reconnects, status.refreshes),
-        (0, 0),
+        (status.reconnects, status.refreshes, status.too_many_pings),
+        (0, 0, 0),
         "connections replaced across idle gaps (GOAWAY too_many_pings?):\n{status}"
     );
     pool.shutdown().await;
 }
 
-/// Guards that `echo_server.py` stays stock: a pool that pings while idle is sent away.
+/// A pool that pings while idle is sent away by a stock server (which also guards that
+/// `echo_server.py` stays stock): the pool reads the GOAWAY's `too_many_pings`, counts it,
+/// doubles the keepalive interval of its new connections, and serves every call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_server_is_stock_idle_pings_get_goaway() {
-    const TEST: &str = "python_server_is_stock_idle_pings_get_goaway";
+async fn python_idle_pings_get_too_many_pings_and_the_pool_doubles_its_keepalive() {
+    const TEST: &str = "python_idle_pings_get_too_many_pings_and_the_pool_doubles_its_keepalive";
     let Some(server) = PyEchoServer::start_or_skip(TEST, ServerOptions::default()).await else {
         return;
     };
@@ -230,7 +234,7 @@ async fn python_server_is_stock_idle_pings_get_goaway() {
     let tally = Arc::new(Tally::new());
     burst(&client, &tally).await;
     let idle = Instant::now();
-    // Pings at ~0.5, 1, 1.5 and 2 s of idleness; the 4th draws the GOAWAY. Both connections
+    // Pings at ~0.25, 0.5, 0.75 and 1 s of idleness; the 4th draws the GOAWAY. Both connections
     // went idle together and are sent away within moments of each other; a call sent in
     // between can meet the GOAWAY (UNAVAILABLE, "Too many pings"), so the calls below wait
     // until every slot has its new connection.
@@ -261,8 +265,17 @@ async fn python_server_is_stock_idle_pings_get_goaway() {
     );
     assert!(
         sent_away,
-        "not every connection replaced within 5 s of idle pings every 500 ms: is the server \
+        "not every connection replaced within 5 s of idle pings every 250 ms: is the server \
          still stock (no --permissive-pings)?\n{status}"
+    );
+    assert!(
+        status.too_many_pings >= 2,
+        "each connection's GOAWAY is read as too_many_pings:\n{status}"
+    );
+    assert_eq!(
+        status.keepalive,
+        2 * KEEPALIVE,
+        "new connections ping half as often:\n{status}"
     );
     assert_eq!(tally.hung(), 0, "hung calls: {:?}", tally.first_errors());
     assert_eq!(
