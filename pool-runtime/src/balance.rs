@@ -139,8 +139,8 @@ fn pick(shared: &Shared, exclude: &[u64]) -> Pick {
     if let Pick::Got(channel) = picked {
         // A shutdown that began meanwhile may have counted the calls in flight before this
         // reservation: give it back rather than run a call the drain does not wait for.
-        // (The drain sets `closed`, then counts; this reserved, fenced, then reads `closed`:
-        // one of the two sees the other.)
+        // (The drain sets `closed`, then counts; this reserved, then reads `closed`: one of
+        // the two sees the other, see `Slot::try_reserve`.)
         if shared.is_closed() {
             drop(channel);
             return Pick::Closed;
@@ -182,10 +182,9 @@ fn choose_and_reserve(shared: &Shared, exclude: &[u64]) -> Pick {
         if let Some(channel) = reserve(slot, conn, cap, &shared.interceptor) {
             // Elastic shrinking may have removed the slot after this checkout read the slot
             // list: it closes the slot, then counts its calls to know when they are done.
-            // The fence pairs with the one there: either it counts this reservation, or this
-            // sees the slot closed and gives the reservation back.
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            if slot.state() == ChannelState::Closed {
+            // Either it counts this reservation, or this sees the slot closed and gives the
+            // reservation back (see `Slot::try_reserve`).
+            if slot.is_closed() {
                 drop(channel);
                 continue;
             }

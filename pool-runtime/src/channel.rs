@@ -178,6 +178,13 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
 /// `CANCELLED`), with the transport error as the status' source; a request that was never
 /// sent also carries the [`NotSent`] mark. Other errors pass through for tonic to map.
 fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
+    if has_source::<tonic::TimeoutExpired>(&err) {
+        // The call's deadline (`grpc-timeout`) passed: gRPC says DEADLINE_EXCEEDED, where
+        // tonic would say CANCELLED.
+        let mut status = tonic::Status::deadline_exceeded(error_chain(&err));
+        status.set_source(Arc::new(err));
+        return Box::new(status);
+    }
     if !verdict.connection_lost && !verdict.never_sent {
         return Box::new(err);
     }
@@ -194,6 +201,18 @@ fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
     let mut status = tonic::Status::unavailable(message);
     status.set_source(source);
     Box::new(status)
+}
+
+/// Whether `err` or one of its sources is an `E`.
+fn has_source<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<E>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A response body that broke because its connection failed ends the call with

@@ -92,7 +92,14 @@ where
                     deadline.unwrap_or_else(|| Instant::now() + shared.settings.checkout_timeout)
                 });
                 if Instant::now() >= until {
-                    return Err(status);
+                    return Err(match deadline {
+                        Some(_) => Status::deadline_exceeded(format!(
+                            "deadline exceeded while the server refused the call at its stream \
+                             limit: {}",
+                            status.message()
+                        )),
+                        None => status,
+                    });
                 }
                 refused += 1;
                 debug!(pool = %pool.name(), refused, "stream refused at the server's limit; waiting for room");
