@@ -12,8 +12,8 @@ use tracing::debug;
 
 use crate::channel::PooledChannel;
 use crate::classify::{never_sent, NotSentBecause};
-use crate::codegen::ClientOptions;
 use crate::error::PoolError;
+use crate::options::ClientOptions;
 use crate::pool::Pool;
 use crate::rules::MAX_TRANSPARENT_RETRIES;
 
