@@ -7,8 +7,8 @@ use std::sync::PoisonError;
 use serde_json::json;
 
 use super::{
-    Plan, Row, Tally, CALLERS, DEADLINE, DOWN, GOAWAY_EVERY, HUNG_AFTER, READINGS, READING_GAP,
-    RESUMED_CALLS, RESUME_PATIENCE,
+    Phase, Plan, Row, Tally, CALLERS, DEADLINE, DOWN, GOAWAY_EVERY, HUNG_AFTER, READINGS,
+    READING_GAP, RESUMED_CALLS, RESUME_PATIENCE,
 };
 use crate::report::{yes_no, ScenarioReport, Table, Target, Verdict};
 use crate::scenarios::N;
@@ -93,17 +93,50 @@ const CODE_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
-pub(super) fn judge(plan: &Plan, tally: &Tally, panicked: u64, rows: &[Row]) -> ScenarioReport {
+/// One row of the calls table: what `tally` counted against `target` calls.
+fn calls_row(name: &str, target: u64, tally: &Tally) -> Vec<String> {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let (made, ok, errors, hung) = (
-        load(&tally.made),
-        load(&tally.ok),
-        load(&tally.errors),
-        load(&tally.hung),
-    );
+    let latency = tally.latency.lock().unwrap_or_else(PoisonError::into_inner);
+    let ms = |q: f64| {
+        if latency.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", latency.value_at_quantile(q) as f64 / 1e3)
+        }
+    };
+    vec![
+        name.to_owned(),
+        target.to_string(),
+        load(&tally.made).to_string(),
+        format!(
+            "{:.1} %",
+            load(&tally.made) as f64 / target.max(1) as f64 * 100.0
+        ),
+        load(&tally.ok).to_string(),
+        load(&tally.errors).to_string(),
+        load(&tally.hung).to_string(),
+        ms(0.5),
+        ms(0.99),
+        ms(1.0),
+    ]
+}
+
+pub(super) fn judge(
+    plan: &Plan,
+    warm_plan: &Plan,
+    warm_up: &Phase,
+    timed: &Phase,
+) -> ScenarioReport {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (tally, rows) = (&timed.tally, &timed.rows);
+    let (made, ok, errors) = (load(&tally.made), load(&tally.ok), load(&tally.errors));
+    // Warm-up calls must end too.
+    let hung = load(&tally.hung) + load(&warm_up.tally.hung);
+    let panicked = timed.panicked + warm_up.panicked;
     let share = made as f64 / plan.target_calls.max(1) as f64;
     let by_code = Table {
-        title: "soak: errors by status code (the first message of each)".to_owned(),
+        title: "soak: errors of the timed run by status code (the first message of each)"
+            .to_owned(),
         columns: ["code", "calls", "first message"]
             .iter()
             .map(|c| c.to_string())
@@ -121,39 +154,30 @@ pub(super) fn judge(plan: &Plan, tally: &Tally, panicked: u64, rows: &[Row]) -> 
             })
             .collect(),
     };
-    let latency = tally.latency.lock().unwrap_or_else(PoisonError::into_inner);
-    let ms = |q: f64| {
-        if latency.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("{:.3}", latency.value_at_quantile(q) as f64 / 1e3)
-        }
-    };
     let calls = Table {
         title: format!(
-            "soak: calls ({CALLERS} callers paced to {:.0} calls/s for {:.0} s, {} s deadline; hung = pending {} s past it)",
+            "soak: calls ({CALLERS} callers paced to {:.0} calls/s, {} s deadline; hung = pending {} s past it; warm-up: {:.0} s with a restart every {:.0} s, not sampled)",
             plan.rate(),
-            plan.duration.as_secs_f64(),
             DEADLINE.as_secs(),
-            HUNG_AFTER.as_secs()
+            HUNG_AFTER.as_secs(),
+            warm_plan.duration.as_secs_f64(),
+            warm_plan.restart_every.as_secs_f64(),
         ),
         columns: [
-            "target", "made", "made/target", "ok", "error", "hung", "p50 ms", "p99 ms", "max ms",
+            "phase", "target", "made", "made/target", "ok", "error", "hung", "p50 ms", "p99 ms",
+            "max ms",
         ]
         .iter()
         .map(|c| c.to_string())
         .collect(),
-        rows: vec![vec![
-            plan.target_calls.to_string(),
-            made.to_string(),
-            format!("{:.1} %", share * 100.0),
-            ok.to_string(),
-            errors.to_string(),
-            hung.to_string(),
-            ms(0.5),
-            ms(0.99),
-            ms(1.0),
-        ]],
+        rows: vec![
+            calls_row("warm-up", warm_plan.target_calls, &warm_up.tally),
+            calls_row(
+                &format!("timed {:.0} s", plan.duration.as_secs_f64()),
+                plan.target_calls,
+                tally,
+            ),
+        ],
     };
     let samples = Table {
         title: format!(
