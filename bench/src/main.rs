@@ -5,6 +5,7 @@
 //! cargo run --release -p pool-bench -- <scenario>|all [--json FILE] [--plot FILE.svg]
 //!     [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare]
 //!     [--only pool,raw,...] [--downtime S,S,...]
+//! cargo run --release -p pool-bench -- soak [--duration S] [--quick]   (pass/fail; not in `all`)
 //! cargo run --release -p pool-bench -- summarize RUN1.json RUN2.json RUN3.json
 //! ```
 
@@ -14,6 +15,7 @@ mod plot;
 mod pool;
 mod report;
 mod scenarios;
+mod soak;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -27,7 +29,8 @@ use crate::scenarios::Opts;
 
 const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...] [--downtime S,S,...]
        pool-bench summarize RUN.json... [--markdown FILE.md]
-scenarios: overhead, streams-limited, skewed, streaming, cold-start, recovery";
+scenarios: overhead, streams-limited, skewed, streaming, cold-start, recovery (these are `all`);
+           soak (pass/fail leak check, 2 min, --quick 30 s; run only when named)";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -58,7 +61,8 @@ fn parse_args() -> Result<Args, String> {
                 args.duration = Some(
                     v.parse()
                         .ok()
-                        .filter(|d: &f64| *d > 0.0)
+                        // Infinite or huge values would panic in Duration::from_secs_f64.
+                        .filter(|d: &f64| *d > 0.0 && Duration::try_from_secs_f64(*d).is_ok())
                         .ok_or(format!("--duration: not a positive number of seconds: {v}"))?,
                 );
             }
@@ -162,14 +166,22 @@ fn summarize(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let names: Vec<&str> = if args.what.iter().any(|w| w == "all") {
-        scenarios::ALL.to_vec()
-    } else {
-        for w in &args.what {
-            if !scenarios::ALL.contains(&w.as_str()) {
-                return Err(format!("unknown scenario `{w}`\n{USAGE}").into());
-            }
+    for w in &args.what {
+        let w = w.as_str();
+        if w != "all" && !scenarios::ALL.contains(&w) && !scenarios::EXTRA.contains(&w) {
+            return Err(format!("unknown scenario `{w}`\n{USAGE}").into());
         }
+    }
+    let names: Vec<&str> = if args.what.iter().any(|w| w == "all") {
+        // `all` is the regular set; a long scenario named beside it still runs after it.
+        let mut names = scenarios::ALL.to_vec();
+        names.extend(
+            scenarios::EXTRA
+                .iter()
+                .filter(|e| args.what.iter().any(|w| w == *e)),
+        );
+        names
+    } else {
         args.what.iter().map(String::as_str).collect()
     };
     let measure =
@@ -189,20 +201,29 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         bare: args.bare,
         only: args.only.clone(),
         downtimes: args.downtimes.clone(),
+        duration: args.duration.map(Duration::from_secs_f64),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bench-client")
         .build()?;
     let machine = Machine::detect();
+    // The schedule only means something to the scenarios of `all` (soak has its own plan).
+    let schedule = if names.iter().any(|n| scenarios::ALL.contains(n)) {
+        format!(
+            "; {} s per contender in {} rounds, {} s warm-up",
+            measure.as_secs_f64(),
+            opts.schedule.rounds,
+            opts.schedule.warmup.as_secs_f64()
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "pool-bench: {} CPUs ({}), {} memory; {} s per contender in {} rounds, {} s warm-up{}",
+        "pool-bench: {} CPUs ({}), {} memory{schedule}{}",
         machine.cpus,
         machine.cpu_model,
         machine.memory,
-        measure.as_secs_f64(),
-        opts.schedule.rounds,
-        opts.schedule.warmup.as_secs_f64(),
         if opts.quick { " (quick)" } else { "" }
     );
     let mut reports = Vec::new();
@@ -215,6 +236,9 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         println!();
         for table in &report.tables {
             println!("{}", table.render());
+        }
+        if let Some(verdict) = &report.verdict {
+            println!("{name} verdict: {}\n", verdict.line);
         }
         reports.push(report);
     }
@@ -243,6 +267,12 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 md.push_str(&table.markdown());
                 md.push('\n');
             }
+            if let Some(verdict) = &scenario.verdict {
+                md.push_str(&format!(
+                    "**{} verdict:** {}\n\n",
+                    scenario.name, verdict.line
+                ));
+            }
         }
         md.push_str(&report::targets_table(&targets).markdown());
         std::fs::write(path, md)?;
@@ -250,5 +280,14 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     // The runtime holds idle keepalive tasks; do not wait for them.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    let failed: Vec<&str> = run
+        .scenarios
+        .iter()
+        .filter(|s| s.verdict.as_ref().is_some_and(|v| !v.pass))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!("verdict FAIL: {}", failed.join(", ")).into());
+    }
     Ok(())
 }

@@ -219,6 +219,17 @@ pub(crate) struct ScenarioReport {
     pub(crate) targets: Vec<Target>,
     #[serde(default)]
     pub(crate) notes: Vec<String>,
+    /// Pass/fail scenarios (soak) only: the run exits non-zero when it did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) verdict: Option<Verdict>,
+}
+
+/// The outcome of a pass/fail scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Verdict {
+    pub(crate) pass: bool,
+    /// One line for the log: `PASS` or `FAIL`, and why.
+    pub(crate) line: String,
 }
 
 /// The machine the run was on.

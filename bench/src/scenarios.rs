@@ -30,6 +30,9 @@ pub(crate) const ALL: [&str; 6] = [
     "recovery",
 ];
 
+/// Scenarios run only when named: too long for `all`.
+pub(crate) const EXTRA: [&str; 1] = ["soak"];
+
 /// Run-wide options.
 #[derive(Debug, Clone)]
 pub(crate) struct Opts {
@@ -42,10 +45,13 @@ pub(crate) struct Opts {
     pub(crate) only: Option<Vec<String>>,
     /// Recovery outages, each measured every repeat (`--downtime 0.2,1`; default 0.2, 1, 3, 10 s).
     pub(crate) downtimes: Option<Vec<Duration>>,
+    /// `--duration` as given (the load scenarios read it through `schedule`; soak runs this
+    /// long instead of its own default).
+    pub(crate) duration: Option<Duration>,
 }
 
 impl Opts {
-    fn server(&self, max_concurrent_streams: Option<u32>) -> ServerConfig {
+    pub(crate) fn server(&self, max_concurrent_streams: Option<u32>) -> ServerConfig {
         ServerConfig {
             max_concurrent_streams,
             threads: self.server_threads,
@@ -57,6 +63,7 @@ impl Opts {
     pub(crate) fn steps(&self, scenario: &str) -> u64 {
         match scenario {
             "cold-start" => u64::from(self.cold_start_iterations()),
+            "soak" => crate::soak::Plan::of(self).map_or(0, |p| u64::from(p.restarts)),
             "recovery" => {
                 u64::from(self.recovery_repeats())
                     * self.downtimes().len() as u64
@@ -130,9 +137,11 @@ pub(crate) async fn run(
         "streaming" => streaming(opts, progress).await,
         "cold-start" => cold_start(opts, progress).await,
         "recovery" => recovery(opts, progress).await,
+        "soak" => crate::soak::soak(opts, progress).await,
         other => Err(format!(
-            "unknown scenario `{other}` (expected one of {}, all)",
-            ALL.join(", ")
+            "unknown scenario `{other}` (expected one of {}, all, {})",
+            ALL.join(", "),
+            EXTRA.join(", ")
         )
         .into()),
     }
@@ -222,6 +231,7 @@ async fn overhead(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         plot_title: Some("overhead: c=1 unary".into()),
         rows,
         notes: vec![],
+        verdict: None,
     })
 }
 
@@ -275,6 +285,7 @@ async fn streams_limited(opts: &Opts, progress: &ProgressBar) -> Result<Scenario
         plot_title: Some("streams-limited: 256 callers, 5 ms".into()),
         rows,
         notes: vec![],
+        verdict: None,
     })
 }
 
@@ -319,6 +330,7 @@ async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, B
         plot_title: Some("skewed: fast-call latency".into()),
         rows: fast,
         notes: vec![],
+        verdict: None,
     })
 }
 
@@ -341,6 +353,7 @@ async fn streaming(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport
         plot_title: Some("streaming: whole-stream latency".into()),
         rows,
         notes: vec![],
+        verdict: None,
     })
 }
 
@@ -433,6 +446,7 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
         plot_title: None,
         rows: vec![],
         notes: vec![],
+        verdict: None,
     })
 }
 
@@ -705,5 +719,6 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         notes: vec![
             "attempts/s = connections accepted on the server's port while it was down / outage seconds (one address)".into(),
         ],
+        verdict: None,
     })
 }

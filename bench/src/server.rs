@@ -3,18 +3,26 @@
 //! It runs on its own tokio runtime, like a separate process would: client and server do not
 //! share worker queues, and [`BenchServer::kill`] drops every task of that runtime at once
 //! (the accept loop and every connection task tonic spawned apart from it), which closes all
-//! sockets the way a crash does.
+//! sockets the way a crash does. [`BenchServer::start_on`] serves on a runtime the caller
+//! keeps instead, for runs that restart the server often and must not make and drop threads
+//! at each restart.
 
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::Stream;
-use tokio::runtime::Runtime;
-use tonic::transport::server::TcpIncoming;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
@@ -31,6 +39,9 @@ pub struct ServerConfig {
     pub max_concurrent_streams: Option<u32>,
     /// Worker threads of the server's runtime.
     pub threads: usize,
+    /// Sends each connection a GOAWAY once it is this old (tonic's `max_connection_age`);
+    /// `None`: connections live as long as the client keeps them.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +50,7 @@ impl Default for ServerConfig {
             addr: ([127, 0, 0, 1], 0).into(),
             max_concurrent_streams: None,
             threads: 2,
+            max_connection_age: None,
         }
     }
 }
@@ -89,45 +101,135 @@ impl Bench for BenchService {
     }
 }
 
+/// A server runtime kept across restarts (see [`BenchServer::start_on`]). Dropping it shuts it
+/// down without waiting, so it may be dropped inside another runtime.
+#[derive(Debug)]
+pub struct ServerRuntime(Option<Runtime>);
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Where a [`BenchServer`] runs.
+#[derive(Debug)]
+enum Host {
+    /// A runtime of its own; kill drops it, and every task with it.
+    Own(Runtime),
+    /// A runtime the caller keeps across restarts; kill cuts every connection (`cut`) and stops
+    /// the accept loop (`serve`).
+    Shared {
+        handle: Handle,
+        cut: CancellationToken,
+        serve: JoinHandle<()>,
+    },
+}
+
 /// A running server; dropping it kills it.
 #[derive(Debug)]
 pub struct BenchServer {
     addr: SocketAddr,
     calls: Arc<AtomicU64>,
-    runtime: Option<Runtime>,
+    accepted: Arc<AtomicU64>,
+    host: Option<Host>,
 }
 
 impl BenchServer {
     /// Binds (synchronously, so the port accepts connections when this returns) and serves on
     /// a runtime of its own. Callable from inside another runtime.
     pub fn start(config: &ServerConfig) -> io::Result<BenchServer> {
-        let listener = bind_with_retry(config.addr, Duration::from_secs(2))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let runtime = Self::build_runtime(config)?;
+        let mut server = Self::serve(config, runtime.handle(), None)?;
+        server.host = Some(Host::Own(runtime));
+        Ok(server)
+    }
+
+    /// A runtime like the one [`BenchServer::start`] makes (`config.threads` workers), for
+    /// [`BenchServer::start_on`].
+    pub fn runtime(config: &ServerConfig) -> io::Result<ServerRuntime> {
+        Ok(ServerRuntime(Some(Self::build_runtime(config)?)))
+    }
+
+    fn build_runtime(config: &ServerConfig) -> io::Result<Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("bench-server")
             .enable_all()
-            .build()?;
+            .build()
+    }
+
+    /// Like [`BenchServer::start`], on a runtime the caller keeps across restarts:
+    /// [`BenchServer::kill`] then cuts every connection and closes the listener but leaves
+    /// the runtime and its threads, the way a server restarting in another process leaves the
+    /// client's process alone. Each read and write checks for the cut, so this costs a little
+    /// per call that `start` does not.
+    pub fn start_on(config: &ServerConfig, runtime: &ServerRuntime) -> io::Result<BenchServer> {
+        let handle = runtime
+            .0
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| io::Error::other("the server runtime is shut down"))?;
+        Self::serve(config, &handle, Some(CancellationToken::new()))
+    }
+
+    fn serve(
+        config: &ServerConfig,
+        runtime: &Handle,
+        cut: Option<CancellationToken>,
+    ) -> io::Result<BenchServer> {
+        let listener = bind_with_retry(config.addr, Duration::from_secs(2))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let listener = {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
         let service = BenchService::default();
         let calls = service.calls.clone();
-        let router = Server::builder()
-            .max_concurrent_streams(config.max_concurrent_streams)
-            .add_service(BenchGrpcServer::new(service));
-        runtime.spawn(async move {
-            // TCP_NODELAY like a real server: tonic sets it only on listeners it binds itself,
-            // and without it small replies wait out the peer's delayed ACK (40 ms stalls).
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            let _ = router.serve_with_incoming(incoming).await;
-        });
+        let mut builder = Server::builder().max_concurrent_streams(config.max_concurrent_streams);
+        if let Some(age) = config.max_connection_age {
+            builder = builder.max_connection_age(age);
+        }
+        let router = builder.add_service(BenchGrpcServer::new(service));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counted = accepted.clone();
+        // TCP_NODELAY like a real server: tonic sets it only on listeners it binds itself,
+        // and without it small replies wait out the peer's delayed ACK (40 ms stalls).
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .inspect(move |conn| {
+                if conn.is_ok() {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        let host = match cut {
+            None => {
+                runtime.spawn(async move {
+                    let _ = router.serve_with_incoming(incoming).await;
+                });
+                None
+            }
+            Some(cut) => {
+                let each = cut.clone();
+                let incoming = incoming.map(move |conn| conn.map(|io| CutIo::new(io, &each)));
+                let serve = runtime.spawn(async move {
+                    let _ = router.serve_with_incoming(incoming).await;
+                });
+                Some(Host::Shared {
+                    handle: runtime.clone(),
+                    cut,
+                    serve,
+                })
+            }
+        };
         Ok(BenchServer {
             addr,
             calls,
-            runtime: Some(runtime),
+            accepted,
+            host,
         })
     }
 
@@ -146,20 +248,105 @@ impl BenchServer {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Abrupt stop, like a crashed process: the runtime drops every task (listener and all
-    /// connections) without a GOAWAY.
+    /// TCP connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Tasks alive on the server's runtime (its accept loop, connections and handlers, and on
+    /// a shared runtime whatever else runs there).
+    pub fn alive_tasks(&self) -> usize {
+        match &self.host {
+            Some(Host::Own(runtime)) => runtime.metrics().num_alive_tasks(),
+            Some(Host::Shared { handle, .. }) => handle.metrics().num_alive_tasks(),
+            None => 0,
+        }
+    }
+
+    /// Abrupt stop, like a crashed process: every connection is dropped without a GOAWAY and
+    /// the listener closes.
     pub fn kill(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        match self.host.take() {
+            Some(Host::Own(runtime)) => runtime.shutdown_background(),
+            Some(Host::Shared { cut, serve, .. }) => {
+                cut.cancel();
+                serve.abort();
+            }
+            None => {}
         }
     }
 }
 
 impl Drop for BenchServer {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        self.stop();
+    }
+}
+
+/// A server-side connection that fails every read and write once `cut` is cancelled, which
+/// makes hyper drop it (tonic runs each connection in a task of its own, so stopping the
+/// accept loop alone would leave them open).
+struct CutIo {
+    inner: TcpStream,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl CutIo {
+    fn new(inner: TcpStream, cut: &CancellationToken) -> Self {
+        Self {
+            inner,
+            cut: Box::pin(cut.clone().cancelled_owned()),
         }
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.cut.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "server killed",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for CutIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CutIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for CutIo {
+    type ConnectInfo = TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
     }
 }
 
