@@ -7,24 +7,22 @@
 //! keeps instead, for runs that restart the server often and must not make and drop threads
 //! at each restart.
 
-use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
+
+use grpc_pool_testkit::KillableIo;
 
 use crate::pb::bench_server::{Bench, BenchServer as BenchGrpcServer};
 use crate::pb::{FeedRequest, WorkReply, WorkRequest};
@@ -214,7 +212,8 @@ impl BenchServer {
             }
             Some(cut) => {
                 let each = cut.clone();
-                let incoming = incoming.map(move |conn| conn.map(|io| CutIo::new(io, &each)));
+                let incoming =
+                    incoming.map(move |conn| conn.map(|io| KillableIo::new(io, each.clone())));
                 let serve = runtime.spawn(async move {
                     let _ = router.serve_with_incoming(incoming).await;
                 });
@@ -284,69 +283,6 @@ impl BenchServer {
 impl Drop for BenchServer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A server-side connection that fails every read and write once `cut` is cancelled, which
-/// makes hyper drop it (tonic runs each connection in a task of its own, so stopping the
-/// accept loop alone would leave them open).
-struct CutIo {
-    inner: TcpStream,
-    cut: Pin<Box<WaitForCancellationFutureOwned>>,
-}
-
-impl CutIo {
-    fn new(inner: TcpStream, cut: &CancellationToken) -> Self {
-        Self {
-            inner,
-            cut: Box::pin(cut.clone().cancelled_owned()),
-        }
-    }
-
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.cut.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "server killed",
-            )),
-            Poll::Pending => Ok(()),
-        }
-    }
-}
-
-impl AsyncRead for CutIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CutIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl Connected for CutIo {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
     }
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn choose(
             _ => continue,
         }
         let load = slot.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-        if load >= limit(cap, slot) {
+        if load >= limit(cap, slot.stream_limit()) {
             waiting = true;
             continue;
         }
@@ -97,10 +97,10 @@ pub(crate) fn choose(
     }
 }
 
-/// The calls `slot` takes: `max_in_flight_per_channel` or its connection's stream limit,
+/// The calls a connection takes: `max_in_flight_per_channel` or its stream limit,
 /// whichever is smaller.
-fn limit(cap: Option<usize>, slot: &Slot) -> usize {
-    cap.unwrap_or(usize::MAX).min(slot.stream_limit())
+fn limit(cap: Option<usize>, streams: usize) -> usize {
+    cap.unwrap_or(usize::MAX).min(streams)
 }
 
 /// Reserves one call on `slot` (under `cap` and `conn`'s stream limit) and hands out `conn`;
@@ -111,7 +111,7 @@ fn reserve(
     cap: Option<usize>,
     interceptor: &Option<Interceptor>,
 ) -> Option<PooledChannel> {
-    let limit = cap.unwrap_or(usize::MAX).min(conn.streams.get());
+    let limit = limit(cap, conn.streams.get());
     if !slot.try_reserve((limit != usize::MAX).then_some(limit)) {
         return None;
     }

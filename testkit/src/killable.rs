@@ -13,13 +13,22 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// A TCP stream that fails every read and write once its token is cancelled, which makes
 /// hyper drop the connection (tonic spawns connections apart from the accept loop, so
 /// aborting the server task alone would leave them open).
-pub(crate) struct KillableIo {
+pub struct KillableIo {
     inner: TcpStream,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
+impl std::fmt::Debug for KillableIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KillableIo")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KillableIo {
-    pub(crate) fn new(inner: TcpStream, token: CancellationToken) -> Self {
+    /// Wraps `inner`; cancelling `token` cuts it.
+    pub fn new(inner: TcpStream, token: CancellationToken) -> Self {
         Self {
             inner,
             killed: Box::pin(token.cancelled_owned()),

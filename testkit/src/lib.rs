@@ -15,6 +15,7 @@ pub use blackhole::{Blackhole, OpenedHole};
 pub use certs::{CertFiles, TestCerts};
 pub use child::{ChildOptions, ChildServer};
 pub use fault::{FaultMode, FaultProxy};
+pub use killable::KillableIo;
 pub use load::{CallOutcome, Tally};
 pub use server::{ConnStats, EchoServer, EchoServerBuilder, EchoService, ServerStats};
 
