@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpc_pool_testkit::EchoServer;
+use grpc_pool_testkit::{wait_until, EchoServer};
 use support::echo::PooledEchoClient;
 use support::{fast, req};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,12 +167,21 @@ async fn a_call_above_the_last_stream_id_of_an_error_goaway_is_sent_again() {
     let proxy = GoAwayProxy::start(server.addr()).await;
     let uri = format!("http://{}", proxy.addr);
     let pool = support::start(fast("goaway-error-code", &uri, 2).build().unwrap()).await;
-    let client = PooledEchoClient::new(pool.clone());
+    // Waiting for ready: a retry may find the other connection still being replaced after the
+    // previous round, and must wait for it rather than fail fast.
+    let client = PooledEchoClient::new(pool.clone()).with_wait_for_ready(true);
     client
         .unary(req("warm"))
         .await
         .expect("a call before the GOAWAY");
     for i in 0..3 {
+        // Both connections up, so that no connection attempt's probe takes the GOAWAY meant
+        // for the call.
+        assert!(
+            wait_until(|| pool.status().ready == 2, Duration::from_secs(3)).await,
+            "{}",
+            pool.status()
+        );
         proxy.next.store(true, Ordering::SeqCst);
         let reply = client
             .unary(req(format!("refused-{i}")))
