@@ -10,17 +10,15 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
 use tonic::body::Body;
-
-use tonic::transport::Channel;
 
 use crate::classify::{classify, NotSent, Verdict};
 use crate::conn::Conn;
 use crate::error::error_chain;
 use crate::interceptor::Interceptor;
 use crate::slot::{InFlight, Slot};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::transport::{BoxError, ConnectionReplaced, DeadlineExceeded, Http2};
 
 /// A channel checked out of a [`Pool`](crate::Pool): one HTTP/2 connection, shared with other
 /// calls (HTTP/2 multiplexes), counted as in flight until the response ends.
@@ -31,11 +29,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// requests on the same channel (or a clone, which holds no reservation) are counted but not
 /// capped, so check out once per call, as generated clients do.
 ///
-/// Errors are tonic transport errors (boxed); a request that provably never reached the
-/// server carries a private mark that [`unary`](crate::__private::unary) uses to retry it.
+/// A request goes straight to the connection's HTTP/2 stream (no queue, no task in
+/// between), with the endpoint's scheme and authority and the pool's `user-agent`; its
+/// `grpc-timeout` (or the pool's `request_timeout`) bounds the wait for the response.
+///
+/// Errors are `Status`es or transport errors (boxed; tonic turns them into a `Status`): a
+/// failed connection is `UNAVAILABLE`, a passed deadline `DEADLINE_EXCEEDED`, and a request
+/// that provably never reached the server carries a private mark that
+/// [`unary`](crate::__private::unary) uses to retry it.
 pub struct PooledChannel {
     slot: Arc<Slot>,
-    channel: Channel,
+    http2: Http2,
     /// The connection (its id tells it from its successor; its `lost` token makes the
     /// worker replace it). One `Arc` clone per checkout, instead of a `CancellationToken`
     /// clone, which takes a lock.
@@ -53,7 +57,7 @@ impl PooledChannel {
     ) -> Self {
         Self {
             slot,
-            channel: conn.channel.clone(),
+            http2: conn.http2.clone(),
             conn,
             reservation: Some(reservation),
             interceptor,
@@ -86,7 +90,7 @@ impl Clone for PooledChannel {
     fn clone(&self) -> Self {
         Self {
             slot: self.slot.clone(),
-            channel: self.channel.clone(),
+            http2: self.http2.clone(),
             conn: self.conn.clone(),
             reservation: None,
             interceptor: self.interceptor.clone(),
@@ -113,10 +117,10 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
     type Error = BoxError;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Capacity of the connection's request buffer, not its health: health is the
-        // worker's business (see `Slot::state`).
-        tower_service::Service::poll_ready(&mut self.channel, cx).map_err(Into::into)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // HTTP/2 streams need no capacity reserved here: checkout already placed the call
+        // under the connection's limits, and a closed connection fails the call in `call`.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
@@ -137,7 +141,18 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
         }
         let slot = self.slot.clone();
         let conn = self.conn.clone();
-        let future = tower_service::Service::call(&mut self.channel, request);
+        if self.http2.is_closed() {
+            // hyper would say the same ("connection was not ready"); said here, it is proof
+            // the request was never sent.
+            return Box::pin(async move {
+                drop(guard);
+                conn.lost.cancel();
+                slot.metrics
+                    .call_ended(started, Some(tonic::Code::Unavailable));
+                Err(to_status(Box::new(ConnectionReplaced), Verdict::never_sent_lost()))
+            });
+        }
+        let future = self.http2.send(request);
         Box::pin(async move {
             match future.await {
                 Ok(response) => {
@@ -146,7 +161,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                     Ok(response.map(|body| PooledBody::new(body, guard, record)))
                 }
                 Err(err) => {
-                    let verdict = classify(&err);
+                    let verdict = classify(&*err);
                     if verdict.refused {
                         // Counted before this call's reservation is given back: the server
                         // was full with the calls the connection had, this one included.
@@ -158,7 +173,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                     }
                     drop(guard);
                     if verdict.connection_lost {
-                        tracing::debug!(slot = slot.index, error = %error_chain(&err), "call saw the connection fail");
+                        tracing::debug!(slot = slot.index, error = %error_chain(&*err), "call saw the connection fail");
                         conn.lost.cancel();
                     }
                     let error = to_status(err, verdict);
@@ -176,80 +191,64 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
 /// A transport error as the call's error. Connection-level failures become `UNAVAILABLE`
 /// (as gRPC specifies for calls on a failed transport; tonic would say `UNKNOWN` or
 /// `CANCELLED`), with the transport error as the status' source; a request that was never
-/// sent also carries the [`NotSent`] mark. Other errors pass through for tonic to map.
-fn to_status(err: tonic::transport::Error, verdict: Verdict) -> BoxError {
-    if has_source::<tonic::TimeoutExpired>(&err) {
-        // The call's deadline (`grpc-timeout`) passed: gRPC says DEADLINE_EXCEEDED, where
-        // tonic would say CANCELLED.
-        let mut status = tonic::Status::deadline_exceeded(error_chain(&err));
-        status.set_source(Arc::new(err));
+/// sent also carries the [`NotSent`] mark. A passed deadline is `DEADLINE_EXCEEDED`. Other
+/// errors pass through for tonic to map.
+fn to_status(err: BoxError, verdict: Verdict) -> BoxError {
+    if err.is::<DeadlineExceeded>() {
+        let mut status = tonic::Status::deadline_exceeded(err.to_string());
+        status.set_source(Arc::from(err));
         return Box::new(status);
     }
     if !verdict.connection_lost && !verdict.never_sent {
-        return Box::new(err);
+        return err;
     }
-    let message = error_chain(&err);
+    let message = error_chain(&*err);
     let (message, source): (String, Arc<dyn std::error::Error + Send + Sync>) =
         if verdict.never_sent {
             (
                 format!("request not sent: {message}"),
-                Arc::new(NotSent::new(Box::new(err), verdict.refused)),
+                Arc::new(NotSent::new(err, verdict.refused)),
             )
         } else {
-            (message, Arc::new(err))
+            (message, Arc::from(err))
         };
     let mut status = tonic::Status::unavailable(message);
     status.set_source(source);
     Box::new(status)
 }
 
-/// Whether `err` or one of its sources is an `E`.
-fn has_source<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if e.is::<E>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// A response body that broke because its connection failed ends the call with
-/// `UNAVAILABLE` (gRPC's code for a failed transport; tonic would say `UNKNOWN`). The
-/// request may have been processed, so it carries no [`NotSent`] mark and is never retried.
-fn body_error(status: tonic::Status) -> tonic::Status {
-    let transport_failure = matches!(
-        status.code(),
-        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
-    ) && classify(&status).connection_lost;
-    if !transport_failure {
-        return status;
+/// A response body that broke: because its connection failed, the call ends with
+/// `UNAVAILABLE` (gRPC's code for a failed transport; tonic would say `UNKNOWN`). The request
+/// may have been processed, so it carries no [`NotSent`] mark and is never retried. Other
+/// errors (a stream reset by the server, say) get tonic's mapping.
+fn body_error(err: hyper::Error) -> tonic::Status {
+    if !classify(&err).connection_lost {
+        return tonic::Status::from_error(Box::new(err));
     }
     let mut unavailable = tonic::Status::unavailable(format!(
         "connection lost during the call: {}",
-        error_chain(&status)
+        error_chain(&err)
     ));
-    unavailable.set_source(Arc::new(status));
+    unavailable.set_source(Arc::new(err));
     unavailable
 }
 
 pin_project_lite::pin_project! {
-    /// The response body of a [`PooledChannel`] call: tonic's body plus the call's in-flight
+    /// The response body of a [`PooledChannel`] call: hyper's body plus the call's in-flight
     /// slot, given back at the end of the stream, at the trailers frame (tonic stops reading
     /// after the trailers), on an error, or when the body is dropped.
     pub struct PooledBody {
-        #[pin]
-        inner: Body,
+        // `None`: the empty body of `Default`.
+        inner: Option<Incoming>,
         guard: Option<InFlight>,
         record: Option<CallRecord>,
     }
 }
 
 impl PooledBody {
-    pub(crate) fn new(inner: Body, guard: InFlight, record: Option<CallRecord>) -> Self {
+    pub(crate) fn new(inner: Incoming, guard: InFlight, record: Option<CallRecord>) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             guard: Some(guard),
             record,
         }
@@ -298,7 +297,7 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 impl Default for PooledBody {
     fn default() -> Self {
         Self {
-            inner: Body::default(),
+            inner: None,
             guard: None,
             record: None,
         }
@@ -322,16 +321,16 @@ impl HttpBody for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let result = this.inner.poll_frame(cx);
+        let result = match this.inner {
+            Some(inner) => Pin::new(inner).poll_frame(cx),
+            None => Poll::Ready(None),
+        };
         let done = match &result {
             Poll::Pending => false,
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
             Poll::Ready(Some(Ok(frame))) => frame.is_trailers(),
         };
-        let result = match result {
-            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(body_error(status)))),
-            other => other,
-        };
+        let result = result.map(|frame| frame.map(|frame| frame.map_err(body_error)));
         if done {
             this.guard.take();
             if let Some(mut record) = this.record.take() {
@@ -349,10 +348,41 @@ impl HttpBody for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{never_sent, NotSentBecause};
+
+    fn status(err: BoxError) -> tonic::Status {
+        *err.downcast::<tonic::Status>().expect("a Status")
+    }
+
+    #[test]
+    fn a_call_on_a_closed_connection_is_unavailable_and_never_sent() {
+        let status = status(to_status(
+            Box::new(ConnectionReplaced),
+            Verdict::never_sent_lost(),
+        ));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(never_sent(&status), Some(NotSentBecause::Lost));
+    }
+
+    #[test]
+    fn a_passed_deadline_is_deadline_exceeded() {
+        let err = Box::new(DeadlineExceeded(std::time::Duration::from_millis(50)));
+        let status = status(to_status(err, Verdict::default()));
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(status.message().contains("50ms"), "{}", status.message());
+        assert_eq!(never_sent(&status), None);
     }
 }

@@ -1,13 +1,13 @@
 //! What a transport error says about the request and the connection.
 //!
-//! A call's error arrives as tonic's `transport::Error` whose source chain holds the real
-//! cause: tonic's `ConnectError` (connecting failed), our `ConnectionReplaced`, a
-//! `hyper::Error`, an `h2::Error`, an `io::Error`. [`classify`] walks the chain once.
+//! A call's error arrives as a `hyper::Error` whose source chain holds the real cause (an
+//! `h2::Error`, an `io::Error`), or as our own `ConnectionReplaced`. [`classify`] walks the
+//! chain once.
 
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::connector::ConnectionReplaced;
+use crate::transport::ConnectionReplaced;
 
 /// The verdict on one failed call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,10 +21,21 @@ pub(crate) struct Verdict {
     pub(crate) refused: bool,
 }
 
+impl Verdict {
+    /// A request that never left because its connection was gone.
+    pub(crate) fn never_sent_lost() -> Self {
+        Self {
+            never_sent: true,
+            connection_lost: true,
+            refused: false,
+        }
+    }
+}
+
 /// Classifies a call error. "Never sent" is decided only on proof:
 ///
-/// - connecting failed (tonic `ConnectError`, or our one-shot connector refusing to
-///   reconnect a lost connection): no request was written;
+/// - the connection was closed when the call came ([`ConnectionReplaced`]): no request was
+///   written;
 /// - hyper reports the request *canceled*: it was still queued for the connection when the
 ///   connection closed or stopped accepting requests ("connection closed", "connection was
 ///   not ready"), so it never reached HTTP/2;
@@ -42,7 +53,7 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Verdict {
     let mut verdict = Verdict::default();
     let mut source = Some(err);
     while let Some(err) = source {
-        if err.is::<tonic::ConnectError>() || err.is::<ConnectionReplaced>() {
+        if err.is::<ConnectionReplaced>() {
             verdict.never_sent = true;
             verdict.connection_lost = true;
         } else if let Some(e) = err.downcast_ref::<hyper::Error>() {
@@ -153,12 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn connect_errors_were_never_sent() {
-        let err = tonic::ConnectError(Box::new(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused,
-        )));
-        let v = classify(&err);
-        assert!(v.never_sent && v.connection_lost);
+    fn calls_on_a_closed_connection_were_never_sent() {
         let v = classify(&ConnectionReplaced);
         assert!(v.never_sent && v.connection_lost);
     }
@@ -171,10 +177,11 @@ mod tests {
 
     #[test]
     fn a_status_with_the_mark_is_found() {
-        let inner = tonic::ConnectError(Box::new(ConnectionReplaced));
-        let status = tonic::Status::from_error(Box::new(NotSent::new(Box::new(inner), false)));
+        let status = tonic::Status::from_error(Box::new(NotSent::new(
+            Box::new(ConnectionReplaced),
+            false,
+        )));
         assert_eq!(never_sent(&status), Some(NotSentBecause::Lost));
-        assert_eq!(status.code(), tonic::Code::Unavailable);
         assert_eq!(never_sent(&tonic::Status::unavailable("x")), None);
         let refused = tonic::Status::from_error(Box::new(NotSent::new(
             Box::new(std::io::Error::other("refused")),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::settings::Settings;
+use crate::transport::Http2;
 
 /// The "connection lost" signal of one connection: set on EOF, I/O error, GOAWAY, a failed
 /// probe or a call that saw the connection fail; the worker then replaces the connection.
@@ -42,11 +42,11 @@ impl Lost {
     }
 }
 
-/// One HTTP/2 connection of a slot: a dedicated tonic `Channel` that never reconnects by
-/// itself (see `connector`), and the token cancelled when the connection is lost.
+/// One HTTP/2 connection of a slot (it never reconnects by itself, see `connector`), and the
+/// token cancelled when it is lost.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) channel: Channel,
+    pub(crate) http2: Http2,
     /// Unique over the process: tells a replaced connection from its successor.
     pub(crate) id: u64,
     /// Cancelled when the connection is closed, broken, going away, or a call proved it
@@ -59,25 +59,29 @@ pub(crate) struct Conn {
     pub(crate) peer: Arc<OnceLock<SocketAddr>>,
     /// How many calls the server takes at once on this connection.
     pub(crate) streams: Arc<StreamLimit>,
+    /// Why the connection ended, once it has.
+    pub(crate) ended: Arc<OnceLock<String>>,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Conn {
     pub(crate) fn new(
-        channel: Channel,
+        http2: Http2,
         lost: Lost,
         preferred: Option<SocketAddr>,
         peer: Arc<OnceLock<SocketAddr>>,
         streams: Arc<StreamLimit>,
+        ended: Arc<OnceLock<String>>,
     ) -> Self {
         Self {
-            channel,
+            http2,
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             lost,
             preferred,
             peer,
             streams,
+            ended,
         }
     }
 }
@@ -163,8 +167,10 @@ impl StreamLimit {
 
 /// The connection a worker watches.
 pub(crate) struct Current {
-    pub(crate) channel: Channel,
+    pub(crate) http2: Http2,
     pub(crate) lost: Lost,
+    /// Why the connection ended, once it has.
+    pub(crate) ended: Arc<OnceLock<String>>,
     pub(crate) preferred: Option<std::net::SocketAddr>,
     pub(crate) connected_at: Instant,
     /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
@@ -179,8 +185,9 @@ impl Current {
     pub(crate) fn new(conn: &Conn, settings: &Settings) -> Self {
         let connected_at = Instant::now();
         Self {
-            channel: conn.channel.clone(),
+            http2: conn.http2.clone(),
             lost: conn.lost.clone(),
+            ended: conn.ended.clone(),
             preferred: conn.preferred,
             connected_at,
             refresh_at: settings
@@ -189,6 +196,17 @@ impl Current {
             refresh_reason: "max_age",
             hold_moves_until: connected_at,
         }
+    }
+}
+
+impl Current {
+    /// Why the connection was lost: its driver's reason once the connection has ended (a
+    /// GOAWAY or a failed call marks it lost a moment before).
+    pub(crate) fn end_reason(&self) -> String {
+        self.ended
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "connection closed".to_owned())
     }
 }
 

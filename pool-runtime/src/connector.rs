@@ -1,150 +1,40 @@
-//! One connection attempt of a slot ([`connect`]: open, then probe) and the TCP connector
-//! behind each slot's tonic `Channel`.
+//! One connection attempt of a slot ([`connect`]: TCP, TLS, HTTP/2, then a probe), and the
+//! I/O under hyper that tells the pool what happens to the connection ([`WatchedIo`]).
 //!
-//! A tonic `Channel` reconnects lazily by itself when its connection ends. A pool wants the
-//! opposite: the slot's worker must know the connection is gone and replace it (with backoff,
-//! state, logs), and calls must not silently wait on a hidden reconnect. So each `Channel`
-//! gets a connector that connects **once**:
+//! The pool, not a hidden reconnect, replaces a connection that ended: the slot's worker
+//! must know at once, to mark the slot, back off and log. So each connection reports its end
+//! on its `lost` token:
 //!
-//! - the first call opens the TCP connection (tonic adds TLS and HTTP/2 on top) and wraps
-//!   it in [`WatchedIo`], which cancels the connection's `lost` token on EOF, I/O error or
-//!   drop (hyper drops the I/O when the connection ends: closed by the peer, keepalive
-//!   timeout, GOAWAY drained);
-//! - on a plaintext connection, the server's bytes are scanned for HTTP/2 frame headers,
-//!   and a GOAWAY frame cancels `lost` at once: the slot replaces the connection before any
-//!   call is refused by it, while the calls already on it finish (over TLS the frames are
-//!   encrypted here; the next two signals cover that case). The same scan reads the
-//!   server's `SETTINGS_MAX_CONCURRENT_STREAMS` (checkout keeps each connection under it) and
-//!   a GOAWAY's `too_many_pings` (see `keepalive`);
-//! - any later call means tonic wants to reconnect, i.e. the connection is unusable (for
-//!   example hyper stopped accepting requests after a GOAWAY). It cancels `lost` and fails
-//!   with [`ConnectionReplaced`]; tonic wraps that in a `ConnectError`, so the request was
-//!   provably never written and `unary` retries it on another channel.
+//! - the task driving hyper's `Connection` future cancels it when that future ends (closed
+//!   by the peer, keepalive timeout, GOAWAY drained, I/O error), and records why;
+//! - [`WatchedIo`] cancels it on EOF, an I/O error or drop, and fails the I/O once the pool
+//!   stops;
+//! - [`WatchedIo`] reads the server's HTTP/2 frames as they pass (decrypted: it sits above
+//!   TLS), and a GOAWAY cancels it at once: the slot replaces the connection before any call
+//!   is refused by it, while the calls already on it finish. The same scan reads the server's
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS` (checkout keeps each connection under it) and a
+//!   GOAWAY's `too_many_pings` (see `keepalive`).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::conn::{Conn, Lost};
 use crate::error::error_chain;
 use crate::frames::{FrameScanner, Heard, Wire};
 use crate::health::{self, Probe};
-use crate::settings::Settings;
+use crate::settings::{EndpointSpec, Settings};
 use crate::slot::Slot;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A connector that opens one TCP connection and refuses to reconnect.
-#[derive(Clone, Debug)]
-pub(crate) struct OnceConnector {
-    used: Arc<AtomicBool>,
-    lost: Lost,
-    kill: CancellationToken,
-    addrs: Arc<[SocketAddr]>,
-    peer: Arc<OnceLock<SocketAddr>>,
-    wire: Arc<Wire>,
-}
-
-impl OnceConnector {
-    /// `lost` is cancelled when the connection ends; cancelling `kill` (the pool stopping)
-    /// aborts the connection, failing the calls still on it. `addrs` are tried in order
-    /// (empty: the URI's host is resolved here); the address connected to goes to `peer`.
-    pub(crate) fn new(
-        lost: Lost,
-        kill: CancellationToken,
-        addrs: Arc<[SocketAddr]>,
-        peer: Arc<OnceLock<SocketAddr>>,
-        wire: Arc<Wire>,
-    ) -> Self {
-        Self {
-            used: Arc::new(AtomicBool::new(false)),
-            lost,
-            kill,
-            addrs,
-            peer,
-            wire,
-        }
-    }
-}
-
-/// The connection of a slot ended; the pool is replacing it. Requests failing with this were
-/// never sent.
-#[derive(Debug, thiserror::Error)]
-#[error("the connection was lost and is being replaced by the pool")]
-pub(crate) struct ConnectionReplaced;
-
-impl tower_service::Service<Uri> for OnceConnector {
-    type Response = TokioIo<WatchedIo>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        if self.used.swap(true, Ordering::AcqRel) {
-            self.lost.cancel();
-            return Box::pin(async { Err(Box::new(ConnectionReplaced) as BoxError) });
-        }
-        let lost = self.lost.clone();
-        let kill = Box::pin(self.kill.clone().cancelled_owned());
-        let addrs = self.addrs.clone();
-        let peer = self.peer.clone();
-        let wire = self.wire.clone();
-        // TLS goes on top of this stream: its bytes are not HTTP/2 frames.
-        let scanner = (uri.scheme_str() != Some("https")).then(FrameScanner::default);
-        Box::pin(async move {
-            let stream = open(&uri, &addrs).await?;
-            stream.set_nodelay(true)?;
-            if let Ok(addr) = stream.peer_addr() {
-                let _ = peer.set(addr);
-            }
-            Ok(TokioIo::new(WatchedIo {
-                stream,
-                lost,
-                kill,
-                scanner,
-                wire,
-            }))
-        })
-    }
-}
-
-/// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
-/// preferred address first, then the others of the same endpoint, raced (see [`crate::dial`]):
-/// an address that drops SYNs or a family the server does not listen on must not leave the
-/// slot failing. When it is empty, the URI's host is resolved here (and its addresses raced).
-async fn open(uri: &Uri, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
-    if !addrs.is_empty() {
-        return crate::dial::open(addrs).await;
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "URI has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    });
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    if resolved.is_empty() {
-        let msg = format!("{host}:{port} resolved to no address");
-        return Err(io::Error::new(io::ErrorKind::NotFound, msg));
-    }
-    crate::dial::open(&resolved).await
-}
+use crate::transport::Http2;
 
 /// Opens the slot's connection and probes it once: a working HTTP/2 round trip (any gRPC
 /// answer, even UNIMPLEMENTED) is what makes a channel warm. `connect_timeout` bounds the
@@ -157,7 +47,7 @@ pub(crate) async fn connect(
     let lost = Lost::default();
     let addrs = slot.addrs();
     let preferred = addrs.first().copied();
-    let peer = Arc::new(std::sync::OnceLock::new());
+    let peer = Arc::new(OnceLock::new());
     let keepalive = slot.signals.keepalive.interval(settings.keepalive);
     let wire = Arc::new(Wire {
         streams: Arc::default(),
@@ -167,7 +57,7 @@ pub(crate) async fn connect(
         pool: settings.name.clone(),
     });
     let streams = wire.streams.clone();
-    let connector = OnceConnector::new(lost.clone(), kill.clone(), addrs, peer.clone(), wire);
+    let ended = Arc::new(OnceLock::new());
     let budget = settings.connect_timeout;
     let deadline = tokio::time::Instant::now() + budget;
     let timed_out = |waiting: &str| {
@@ -176,30 +66,28 @@ pub(crate) async fn connect(
             humantime::format_duration(budget)
         )
     };
-    let endpoint = if keepalive == settings.keepalive {
-        slot.endpoint.endpoint.clone()
-    } else {
-        // A server objected to the configured interval (see `keepalive`).
-        slot.endpoint
-            .endpoint
-            .clone()
-            .http2_keep_alive_interval(keepalive)
+    let io = Io {
+        lost: lost.clone(),
+        kill: kill.clone(),
+        wire,
+        ended: ended.clone(),
     };
-    let connecting = endpoint.connect_with_connector(connector);
-    let channel = match tokio::time::timeout_at(deadline, connecting).await {
-        Err(_) => return Err(timed_out("")),
-        Ok(Err(e)) => return Err(error_chain(&e)),
-        Ok(Ok(channel)) => channel,
+    let opening = open(&slot.endpoint, &addrs, &peer, keepalive, io);
+    let http2 = match tokio::time::timeout_at(deadline, opening).await {
+        Err(_) => {
+            lost.cancel();
+            return Err(timed_out(""));
+        }
+        Ok(Err(e)) => {
+            lost.cancel();
+            return Err(e);
+        }
+        Ok(Ok(http2)) => http2,
     };
     let interceptor = settings.interceptor.as_ref().map(|i| &i.0);
     // The deadline, not the probe's own timeout (the whole budget), ends a probe that gets
     // no answer.
-    let probing = health::check(
-        channel.clone(),
-        &settings.health_service,
-        budget,
-        interceptor,
-    );
+    let probing = health::check(http2.clone(), &settings.health_service, budget, interceptor);
     let probe = match tokio::time::timeout_at(deadline, probing).await {
         Err(_) => Probe::Failed(timed_out(" waiting for the first health check")),
         Ok(probe) => probe,
@@ -208,13 +96,169 @@ pub(crate) async fn connect(
         lost.cancel();
         return Err(why);
     }
-    Ok((Conn::new(channel, lost, preferred, peer, streams), probe))
+    Ok((Conn::new(http2, lost, preferred, peer, streams, ended), probe))
 }
 
-/// A TCP stream that reports the end of its connection (and, in plaintext, a GOAWAY and the
-/// server's stream limit), and fails once the pool stops.
+/// What the I/O of one connection reports to.
+struct Io {
+    lost: Lost,
+    kill: CancellationToken,
+    wire: Arc<Wire>,
+    /// Why the connection ended, set by its driver task.
+    ended: Arc<OnceLock<String>>,
+}
+
+/// The ALPN protocol of HTTP/2.
+const ALPN_H2: &[u8] = b"h2";
+
+/// TCP, then TLS for `https`, then the HTTP/2 handshake over [`WatchedIo`]; spawns the task
+/// that drives the connection.
+async fn open(
+    endpoint: &EndpointSpec,
+    addrs: &[SocketAddr],
+    peer: &OnceLock<SocketAddr>,
+    keepalive: std::time::Duration,
+    io: Io,
+) -> Result<Http2, String> {
+    let tcp = tcp(endpoint, addrs).await.map_err(|e| error_chain(&e))?;
+    tcp.set_nodelay(true).map_err(|e| error_chain(&e))?;
+    if let Ok(addr) = tcp.peer_addr() {
+        let _ = peer.set(addr);
+    }
+    let transport = &endpoint.transport;
+    let stream = match &transport.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let stream = connector
+                .connect(tls.server_name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {}", error_chain(&e)))?;
+            if stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
+                return Err(
+                    "TLS handshake failed: the server did not negotiate HTTP/2 (ALPN \"h2\"), \
+                     which gRPC requires"
+                        .to_owned(),
+                );
+            }
+            Stream::Tls(Box::new(stream))
+        }
+    };
+    let Io {
+        lost,
+        kill,
+        wire,
+        ended,
+    } = io;
+    let watched = WatchedIo {
+        stream,
+        lost: lost.clone(),
+        kill: Box::pin(kill.cancelled_owned()),
+        scanner: Some(FrameScanner::default()),
+        wire,
+    };
+    let (send, connection) = transport
+        .http2
+        .builder(keepalive)
+        .handshake(TokioIo::new(watched))
+        .await
+        .map_err(|e| format!("HTTP/2 handshake failed: {}", error_chain(&e)))?;
+    tokio::spawn(async move {
+        let why = match connection.await {
+            Ok(()) => "connection closed".to_owned(),
+            Err(e) => format!("connection closed: {}", error_chain(&e)),
+        };
+        tracing::debug!(reason = %why, "HTTP/2 connection ended");
+        let _ = ended.set(why);
+        lost.cancel();
+    });
+    Ok(Http2::new(send, transport.origin.clone()))
+}
+
+/// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
+/// preferred address first, then the others of the same endpoint, raced (see [`crate::dial`]):
+/// an address that drops SYNs or a family the server does not listen on must not leave the
+/// slot failing. When it is empty, the endpoint's host is resolved here (and its addresses
+/// raced).
+async fn tcp(endpoint: &EndpointSpec, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+    if !addrs.is_empty() {
+        return crate::dial::open(addrs).await;
+    }
+    let (host, port) = (endpoint.host.as_str(), endpoint.port);
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    if resolved.is_empty() {
+        let msg = format!("{host}:{port} resolved to no address");
+        return Err(io::Error::new(io::ErrorKind::NotFound, msg));
+    }
+    crate::dial::open(&resolved).await
+}
+
+/// A connection's byte stream: plain TCP, or TLS over TCP.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Forwards an `AsyncRead`/`AsyncWrite` method to whichever stream it is.
+macro_rules! either {
+    ($this:expr, $s:ident => $e:expr) => {
+        match $this.get_mut() {
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        either!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        either!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+/// The byte stream under hyper: reports the end of its connection (and a GOAWAY and the
+/// server's stream limit, read above TLS), and fails once the pool stops.
 pub(crate) struct WatchedIo {
-    stream: TcpStream,
+    stream: Stream,
     lost: Lost,
     kill: Pin<Box<WaitForCancellationFutureOwned>>,
     scanner: Option<FrameScanner>,

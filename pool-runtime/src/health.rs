@@ -1,11 +1,11 @@
-//! The health probe: `grpc.health.v1.Health/Check` over a slot's own channel.
+//! The health probe: `grpc.health.v1.Health/Check` over a slot's own connection.
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
 use tower::ServiceBuilder;
 
 use crate::interceptor::Interceptor;
+use crate::transport::Http2;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -28,7 +28,7 @@ pub(crate) enum Probe {
 /// Calls `Health/Check` for `service` with a deadline, through the pool's `interceptor` (the
 /// same metadata as calls: servers whose auth covers every method check it on health too).
 pub(crate) async fn check(
-    channel: Channel,
+    channel: Http2,
     service: &str,
     timeout: Duration,
     interceptor: Option<&Interceptor>,

@@ -100,6 +100,7 @@ mod shared;
 mod signals;
 mod slot;
 mod status;
+mod transport;
 mod worker;
 
 pub use channel::{PooledBody, PooledChannel, ResponseFuture};

@@ -23,9 +23,7 @@ use crate::rules::MAX_TRANSPARENT_RETRIES;
 /// stream is the caller's.
 ///
 /// "Never sent" means one of (see gRPC proposal A6):
-/// - the channel's connection was lost before the request was written: connecting failed
-///   or was refused, or the pool's one-shot connector refused to reconnect a connection that
-///   had ended (tonic reports a `ConnectError`);
+/// - the channel's connection had ended before the request was written;
 /// - hyper canceled the request before handing it to HTTP/2 because the connection closed
 ///   or stopped taking requests (e.g. after a GOAWAY);
 /// - the server's GOAWAY named a last-stream-id below the call's stream;
@@ -136,30 +134,15 @@ fn call_deadline(pool: &Pool, metadata: &MetadataMap) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
 }
 
-/// The `grpc-timeout` of a request (`<digits><H|M|S|m|u|n>`), if it has a valid one.
+/// The `grpc-timeout` of a request, if it has a valid one.
 fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    crate::transport::parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
 }
 
-/// `left` as a `grpc-timeout` value, in whole milliseconds (at most 8 digits, rounded up so
-/// a short remainder is not sent as zero).
+/// `left` as a `grpc-timeout` value.
 fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
-    let ms = left.as_micros().div_ceil(1000).min(99_999_999);
-    MetadataValue::try_from(format!("{ms}m")).expect("digits and a unit are ASCII")
+    let value = crate::transport::grpc_timeout_value(left);
+    MetadataValue::try_from(value.as_bytes()).expect("digits and a unit are ASCII")
 }
 
 /// Checks out a channel for a streaming call (no transparent retry: a stream's messages
@@ -175,29 +158,4 @@ pub async fn checkout_for_stream<M>(
     crate::balance::checkout(pool.shared(), &[], deadline, wait_for_ready)
         .await
         .map_err(Status::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_read_and_written() {
-        let mut metadata = MetadataMap::new();
-        assert_eq!(grpc_timeout(&metadata), None);
-        for (text, want) in [
-            ("300m", Some(Duration::from_millis(300))),
-            ("2S", Some(Duration::from_secs(2))),
-            ("1H", Some(Duration::from_secs(3600))),
-            ("5u", Some(Duration::from_micros(5))),
-            ("123456789m", None),
-            ("m", None),
-            ("10x", None),
-        ] {
-            metadata.insert("grpc-timeout", text.parse().unwrap());
-            assert_eq!(grpc_timeout(&metadata), want, "{text}");
-        }
-        assert_eq!(timeout_value(Duration::from_micros(1500)), "2m");
-        assert_eq!(timeout_value(Duration::from_millis(250)), "250m");
-    }
 }

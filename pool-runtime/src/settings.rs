@@ -1,10 +1,14 @@
 //! The settings of a running pool: a validated [`PoolConfig`] turned into the values the
-//! runtime uses (endpoints as tonic `Endpoint`s with TLS, timings, hooks).
+//! runtime uses (endpoints with their TLS and HTTP/2 settings, timings, hooks).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::uri::{Authority, Scheme};
 use http::Uri;
-use tonic::transport::Endpoint;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::transport::{Http2Options, Origin, Tls, Transport};
 
 use crate::config::{PoolConfig, RequestInterceptor, RetryConfig};
 use crate::error::ConfigError;
@@ -14,8 +18,8 @@ use crate::error::ConfigError;
 pub(crate) struct EndpointSpec {
     /// The URI as shown in logs, status and errors.
     pub(crate) display: String,
-    /// The tonic endpoint with every connection setting applied.
-    pub(crate) endpoint: Endpoint,
+    /// How its connections are set up and what its requests carry.
+    pub(crate) transport: Transport,
     /// The URI's host, without the brackets of an IPv6 literal.
     pub(crate) host: String,
     /// The URI's port, or 443 (`https`) / 80 (`http`) when it has none.
@@ -147,27 +151,49 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         .parse::<std::net::IpAddr>()
         .ok()
         .map(|ip| std::net::SocketAddr::new(ip, port));
-    let mut endpoint = Endpoint::from(uri)
-        .http2_keep_alive_interval(config.keepalive())
-        .keep_alive_timeout(config.keepalive_timeout())
-        .keep_alive_while_idle(config.keepalive_while_idle())
-        .tcp_nodelay(true);
-    if let Some(timeout) = config.request_timeout() {
-        endpoint = endpoint.timeout(timeout);
-    }
-    if https {
-        let tls = config.tls().cloned().unwrap_or_default().to_tonic()?;
-        endpoint = endpoint.tls_config(tls).map_err(|e| {
-            ConfigError::invalid(
-                "endpoint.tls",
-                &display,
-                format!("cannot be used: {}", crate::error::error_chain(&e)),
-            )
+    let invalid = |field: &str, value: &str, why: String| ConfigError::invalid(field, value, why);
+    let authority = uri.authority().cloned().ok_or_else(|| {
+        invalid("endpoint", &display, "has no host".to_owned())
+    })?;
+    let tls_config = config.tls().cloned().unwrap_or_default();
+    let (scheme, authority, tls) = if https {
+        // The name the server is verified as is also the name it is addressed as (grpc-go
+        // and gRPC C-core do the same), so a server behind a name other than its address sees
+        // the name it has a certificate for.
+        let name = tls_config.domain_name().unwrap_or(&host).to_owned();
+        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+            invalid("endpoint.tls.domain", &name, format!("is not a DNS name or IP address: {e}"))
         })?;
-    }
+        let authority = match tls_config.domain_name() {
+            Some(domain) => domain.parse::<Authority>().map_err(|e| {
+                invalid("endpoint.tls.domain", domain, format!("is not a valid authority: {e}"))
+            })?,
+            None => authority,
+        };
+        let tls = Tls {
+            config: Arc::new(tls_config.to_rustls()?),
+            server_name,
+        };
+        (Scheme::HTTPS, authority, Some(tls))
+    } else {
+        (Scheme::HTTP, authority, None)
+    };
+    let transport = Transport {
+        origin: Arc::new(Origin::new(scheme, authority, config.request_timeout())),
+        tls,
+        http2: Http2Options {
+            keepalive_timeout: config.keepalive_timeout(),
+            keepalive_while_idle: config.keepalive_while_idle(),
+            initial_stream_window_size: None,
+            initial_connection_window_size: None,
+            adaptive_window: false,
+            max_frame_size: None,
+            max_header_list_size: None,
+        },
+    };
     Ok(EndpointSpec {
         display,
-        endpoint,
+        transport,
         host,
         port,
         addr,

@@ -388,12 +388,12 @@ mod tests {
         while slot.signals.waiters.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
         slot.install(Conn::new(
-            channel,
+            crate::transport::unanswered().await,
             Lost::default(),
             None,
             Arc::new(OnceLock::new()),
+            Arc::default(),
             Arc::default(),
         ));
         // Time is paused: a waiter nobody wakes makes the runtime idle, and the timeout fires.

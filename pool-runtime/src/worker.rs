@@ -365,14 +365,14 @@ impl Worker {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Watch::Stopped,
-                _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
+                _ = lost.cancelled() => return Watch::Lost(current.end_reason()),
                 _ = &mut refresh_at => return Watch::Refresh(current.refresh_reason),
                 _ = slot.refresh.notified() => continue,
                 _ = tick(&mut ticker) => {
                     let probe = tokio::select! {
                         _ = cancel.cancelled() => return Watch::Stopped,
-                        _ = lost.cancelled() => return Watch::Lost("connection closed".to_owned()),
-                        probe = health::check(current.channel.clone(), &settings.health_service, probe_timeout, settings.interceptor.as_ref().map(|i| &i.0)) => probe,
+                        _ = lost.cancelled() => return Watch::Lost(current.end_reason()),
+                        probe = health::check(current.http2.clone(), &settings.health_service, probe_timeout, settings.interceptor.as_ref().map(|i| &i.0)) => probe,
                     };
                     if let Probe::Failed(why) = probe {
                         lost.cancel();

@@ -3,9 +3,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::error::ConfigError;
 
@@ -113,27 +115,92 @@ impl TlsConfig {
         Ok(())
     }
 
-    /// The tonic TLS configuration (files are read again: they may have been rotated).
-    pub(crate) fn to_tonic(&self) -> Result<ClientTlsConfig, ConfigError> {
+    /// The rustls client configuration (files are read again: they may have been rotated):
+    /// TLS 1.2 and 1.3 with the ring provider, the roots, the client identity, and ALPN `h2`
+    /// (gRPC runs over HTTP/2 only).
+    pub(crate) fn to_rustls(&self) -> Result<ClientConfig, ConfigError> {
         let naming = Naming::Toml;
-        let mut tls = ClientTlsConfig::new();
+        let field = |name: &str| naming.name(name);
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::invalid(field("endpoint.tls"), "ring", e.to_string()))?;
+        let mut roots = RootCertStore::empty();
         match &self.ca_cert {
             Some(path) => {
-                let pem = read_certs(naming.name("endpoint.tls.ca_cert"), path)?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
+                let name = field("endpoint.tls.ca_cert");
+                let pem = read_certs(name.clone(), path)?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| ConfigError::Pem {
+                        field: name.clone(),
+                        path: path.clone(),
+                        reason: format!("is not valid PEM: {}", pem_reason(&e)),
+                    })?;
+                    roots.add(cert).map_err(|e| ConfigError::Pem {
+                        field: name.clone(),
+                        path: path.clone(),
+                        reason: format!("holds a certificate rustls cannot use as a root: {e}"),
+                    })?;
+                }
             }
-            None => tls = tls.with_enabled_roots(),
+            None => add_default_roots(&mut roots),
         }
-        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
-            let cert = read_certs(naming.name("endpoint.tls.client_cert"), cert)?;
-            let key = read_key(naming.name("endpoint.tls.client_key"), key)?;
-            tls = tls.identity(Identity::from_pem(cert, key));
+        if roots.is_empty() {
+            return Err(ConfigError::Missing {
+                field: field("endpoint.tls.ca_cert"),
+                hint: "no trusted root certificates: the system has none (or the \
+                       tls-native-roots and tls-webpki-roots features are off); name a CA file"
+                    .to_owned(),
+            });
         }
-        if let Some(domain) = &self.domain {
-            tls = tls.domain_name(domain.clone());
-        }
-        Ok(tls)
+        let builder = builder.with_root_certificates(roots);
+        let mut config = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                let cert_field = field("endpoint.tls.client_cert");
+                let key_field = field("endpoint.tls.client_key");
+                let certs = read_certs(cert_field.clone(), cert)?;
+                let certs = CertificateDer::pem_slice_iter(&certs)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConfigError::Pem {
+                        field: cert_field,
+                        path: cert.clone(),
+                        reason: format!("is not valid PEM: {}", pem_reason(&e)),
+                    })?;
+                let pem = read_key(key_field.clone(), key)?;
+                let private = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| ConfigError::Pem {
+                    field: key_field.clone(),
+                    path: key.clone(),
+                    reason: format!("is not a valid PEM private key: {}", pem_reason(&e)),
+                })?;
+                builder
+                    .with_client_auth_cert(certs, private)
+                    .map_err(|e| ConfigError::Pem {
+                        field: key_field,
+                        path: key.clone(),
+                        reason: format!("does not go with the client certificate: {e}"),
+                    })?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
     }
+}
+
+/// The roots trusted by default: the system's (feature `tls-native-roots`) and Mozilla's
+/// through webpki-roots (feature `tls-webpki-roots`).
+fn add_default_roots(roots: &mut RootCertStore) {
+    #[cfg(feature = "tls-native-roots")]
+    {
+        let found = rustls_native_certs::load_native_certs();
+        if !found.errors.is_empty() {
+            tracing::debug!(errors = ?found.errors, "some system root certificates could not be loaded");
+        }
+        roots.add_parsable_certificates(found.certs);
+    }
+    #[cfg(feature = "tls-webpki-roots")]
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let _ = roots;
 }
 
 impl fmt::Debug for TlsConfig {
