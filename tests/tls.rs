@@ -324,10 +324,10 @@ fn runtime_has_no_accept_any_certificate_path() {
     assert!(scanned > 0);
 }
 
-/// Over TLS the pool cannot read the server's GOAWAY frames (they are encrypted below tonic),
-/// so a call may still be sent to a connection that is going away and be refused. A
-/// server-streaming call refused like that was never sent, and is retried on the replacement
-/// like a unary call: none fails while a long stream holds the old connection open.
+/// Short-lived TLS connections under a stream of calls: a call that races a GOAWAY (checked
+/// out just before the frame arrived) is refused by the connection going away; such a call
+/// was never sent, and a server-streaming call is retried on the replacement like a unary
+/// call: none fails while a long stream holds the old connection open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
     use support::echo::PooledEchoClient;
@@ -386,5 +386,155 @@ async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
     assert!(status.reconnects >= 2, "no GOAWAY\n{status}");
     assert!(ok > 20, "{ok} streams");
     assert!(failed.is_empty(), "streams failed: {failed:?}");
+    pool.shutdown().await;
+}
+
+/// The frame scanner reads the decrypted frames of a TLS connection: a GOAWAY on a
+/// connection that a long stream keeps open, with no other call to bounce off it, makes the
+/// slot replace the connection at once (about 300 ms in, when the server ages it out), not
+/// when the long stream ends 3 s in and the server closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_over_tls_is_noticed_while_a_long_stream_holds_the_connection() {
+    let certs = TestCerts::generate().unwrap();
+    let server = EchoServer::builder()
+        .tls(certs.server_tls().unwrap())
+        .max_connection_age(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let config = PoolConfig::builder()
+        .name("tls-goaway-noticed")
+        .endpoint(&https(&server))
+        .size(1)
+        .tls(ca(&certs))
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let pool = tokio::time::timeout(GUARD, Pool::start(config))
+        .await
+        .expect("start hung")
+        .unwrap();
+    let long = support::spawn_server_stream(&pool, 60, 50);
+    let started = tokio::time::Instant::now();
+    let noticed = grpc_pool_testkit::wait_until(
+        || pool.status().reconnects >= 1,
+        Duration::from_millis(1500),
+    )
+    .await;
+    let after = started.elapsed();
+    let status = pool.status();
+    grpc_pool_testkit::report(format!(
+        "scenario=tls_goaway_noticed_under_a_long_stream noticed={noticed} after_ms={} failures={}",
+        after.as_millis(),
+        status.failures
+    ));
+    assert!(noticed, "the GOAWAY over TLS was not noticed\n{status}");
+    assert_eq!(status.failures, 0, "no call may be refused by it\n{status}");
+    let long = long.await.unwrap();
+    assert_eq!(long.map_err(|e| e.to_string()), Ok(60));
+    pool.shutdown().await;
+}
+
+/// The server's `SETTINGS_MAX_CONCURRENT_STREAMS`, read through TLS, caps each connection:
+/// with room for one call per connection, a third call waits in the pool's line for the
+/// first connection to free up (instead of queueing inside a full connection), and the
+/// server never has to refuse a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_stream_limit_caps_each_tls_connection() {
+    use support::echo::PooledEchoClient;
+    let certs = TestCerts::generate().unwrap();
+    let server = EchoServer::builder()
+        .tls(certs.server_tls().unwrap())
+        .max_concurrent_streams(1)
+        .delay(Duration::from_millis(400))
+        .start()
+        .await
+        .unwrap();
+    let config = PoolConfig::builder()
+        .name("tls-stream-limit")
+        .endpoint(&https(&server))
+        .size(2)
+        .tls(ca(&certs))
+        .connect_timeout(Duration::from_secs(2))
+        .checkout_timeout(Duration::from_secs(4))
+        .ping_interval(None)
+        .build()
+        .unwrap();
+    let pool = tokio::time::timeout(GUARD, Pool::start(config))
+        .await
+        .expect("start hung")
+        .unwrap();
+    let limits: Vec<_> = pool
+        .status()
+        .channels
+        .iter()
+        .map(|c| c.stream_limit)
+        .collect();
+    assert_eq!(limits, [Some(1), Some(1)], "SETTINGS not read over TLS");
+    let client = PooledEchoClient::new(pool.clone());
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.unary(req(format!("call {i}"))).await })
+        })
+        .collect();
+    // While the first two run (400 ms each), no connection takes a second call.
+    let started = tokio::time::Instant::now();
+    let mut most = 0;
+    while started.elapsed() < Duration::from_millis(300) {
+        let status = pool.status();
+        most = most.max(
+            status
+                .channels
+                .iter()
+                .map(|c| c.in_flight)
+                .max()
+                .unwrap_or(0),
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for call in calls {
+        let reply = tokio::time::timeout(GUARD, call).await.expect("call hung");
+        reply.unwrap().expect("call ok");
+    }
+    let status = pool.status();
+    assert_eq!(
+        most, 1,
+        "a connection took a call past the server's limit\n{status}"
+    );
+    assert_eq!(status.refused_streams, 0, "{status}");
+    assert_eq!(status.failures, 0, "{status}");
+    assert_eq!(server.stats().max_concurrent_per_connection(), 1);
+    pool.shutdown().await;
+}
+
+/// With a TLS domain override the server is addressed as that name (`:authority`), as grpc-go
+/// and gRPC C-core do: the name it is verified as is the name it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_domain_override_is_the_authority() {
+    let certs = TestCerts::generate().unwrap();
+    let server = EchoServer::builder()
+        .tls(certs.server_tls().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let pool = start_and_call(config(
+        "tls-authority",
+        &https(&server),
+        Some(ca(&certs).domain("localhost")),
+    ))
+    .await
+    .expect("TLS verified as localhost");
+    server
+        .stats()
+        .record_header(grpc_pool_testkit::AUTHORITY_HEADER);
+    unary(&pool, req("who")).await.unwrap();
+    let seen: Vec<String> = server
+        .stats()
+        .headers()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(seen, ["localhost"]);
     pool.shutdown().await;
 }

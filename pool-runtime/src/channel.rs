@@ -149,7 +149,10 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                 conn.lost.cancel();
                 slot.metrics
                     .call_ended(started, Some(tonic::Code::Unavailable));
-                Err(to_status(Box::new(ConnectionReplaced), Verdict::never_sent_lost()))
+                Err(to_status(
+                    Box::new(ConnectionReplaced),
+                    Verdict::never_sent_lost(),
+                ))
             });
         }
         let future = self.http2.send(request);

@@ -177,10 +177,8 @@ mod tests {
 
     #[test]
     fn a_status_with_the_mark_is_found() {
-        let status = tonic::Status::from_error(Box::new(NotSent::new(
-            Box::new(ConnectionReplaced),
-            false,
-        )));
+        let status =
+            tonic::Status::from_error(Box::new(NotSent::new(Box::new(ConnectionReplaced), false)));
         assert_eq!(never_sent(&status), Some(NotSentBecause::Lost));
         assert_eq!(never_sent(&tonic::Status::unavailable("x")), None);
         let refused = tonic::Status::from_error(Box::new(NotSent::new(

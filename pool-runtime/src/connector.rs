@@ -96,7 +96,10 @@ pub(crate) async fn connect(
         lost.cancel();
         return Err(why);
     }
-    Ok((Conn::new(http2, lost, preferred, peer, streams, ended), probe))
+    Ok((
+        Conn::new(http2, lost, preferred, peer, streams, ended),
+        probe,
+    ))
 }
 
 /// What the I/O of one connection reports to.
@@ -227,7 +230,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         either!(self, s => s.poll_write(cx, buf))
     }
 

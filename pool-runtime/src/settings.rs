@@ -152,9 +152,10 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         .ok()
         .map(|ip| std::net::SocketAddr::new(ip, port));
     let invalid = |field: &str, value: &str, why: String| ConfigError::invalid(field, value, why);
-    let authority = uri.authority().cloned().ok_or_else(|| {
-        invalid("endpoint", &display, "has no host".to_owned())
-    })?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| invalid("endpoint", &display, "has no host".to_owned()))?;
     let tls_config = config.tls().cloned().unwrap_or_default();
     let (scheme, authority, tls) = if https {
         // The name the server is verified as is also the name it is addressed as (grpc-go
@@ -162,11 +163,19 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         // the name it has a certificate for.
         let name = tls_config.domain_name().unwrap_or(&host).to_owned();
         let server_name = ServerName::try_from(name.clone()).map_err(|e| {
-            invalid("endpoint.tls.domain", &name, format!("is not a DNS name or IP address: {e}"))
+            invalid(
+                "endpoint.tls.domain",
+                &name,
+                format!("is not a DNS name or IP address: {e}"),
+            )
         })?;
         let authority = match tls_config.domain_name() {
             Some(domain) => domain.parse::<Authority>().map_err(|e| {
-                invalid("endpoint.tls.domain", domain, format!("is not a valid authority: {e}"))
+                invalid(
+                    "endpoint.tls.domain",
+                    domain,
+                    format!("is not a valid authority: {e}"),
+                )
             })?,
             None => authority,
         };

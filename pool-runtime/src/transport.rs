@@ -237,12 +237,11 @@ pub(crate) fn grpc_timeout_value(left: Duration) -> HeaderValue {
 #[cfg(test)]
 pub(crate) async fn unanswered() -> Http2 {
     let (near, far) = tokio::io::duplex(64 * 1024);
-    let (send, connection) = hyper::client::conn::http2::Builder::new(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .handshake(hyper_util::rt::TokioIo::new(near))
-    .await
-    .expect("handshake over a pipe");
+    let (send, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(near))
+            .await
+            .expect("handshake over a pipe");
     tokio::spawn(async move {
         let _far = far;
         let _ = connection.await;

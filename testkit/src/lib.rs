@@ -17,7 +17,9 @@ pub use child::{ChildOptions, ChildServer};
 pub use fault::{FaultMode, FaultProxy};
 pub use killable::KillableIo;
 pub use load::{CallOutcome, Tally};
-pub use server::{ConnStats, EchoServer, EchoServerBuilder, EchoService, ServerStats};
+pub use server::{
+    ConnStats, EchoServer, EchoServerBuilder, EchoService, ServerStats, AUTHORITY_HEADER,
+};
 
 /// Generated messages, client and server of `grpcpool.test.v1.Echo`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

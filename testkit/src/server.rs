@@ -400,6 +400,17 @@ impl EchoServerBuilder {
                 .tls_config(tls)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         }
+        // tonic hands handlers no URI: the request's `:authority` is copied into metadata
+        // (`x-test-authority`) so tests can record it like any header.
+        let mut builder = builder.layer(tower::util::MapRequestLayer::new(
+            |mut request: http::Request<tonic::body::Body>| {
+                let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+                if let Some(value) = authority.and_then(|a| a.parse().ok()) {
+                    request.headers_mut().insert(AUTHORITY_HEADER, value);
+                }
+                request
+            },
+        ));
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<EchoGrpcServer<EchoService>>().await;
         let token = self.token;
@@ -450,6 +461,10 @@ impl EchoServerBuilder {
         })
     }
 }
+
+/// The metadata key under which the server copies each request's `:authority` (record it
+/// with [`ServerStats::record_header`]).
+pub const AUTHORITY_HEADER: &str = "x-test-authority";
 
 /// A running in-process `Echo` server. Dropping it kills it (like [`EchoServer::kill`]).
 #[derive(Debug)]

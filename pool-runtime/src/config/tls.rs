@@ -167,11 +167,12 @@ impl TlsConfig {
                         reason: format!("is not valid PEM: {}", pem_reason(&e)),
                     })?;
                 let pem = read_key(key_field.clone(), key)?;
-                let private = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| ConfigError::Pem {
-                    field: key_field.clone(),
-                    path: key.clone(),
-                    reason: format!("is not a valid PEM private key: {}", pem_reason(&e)),
-                })?;
+                let private =
+                    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| ConfigError::Pem {
+                        field: key_field.clone(),
+                        path: key.clone(),
+                        reason: format!("is not a valid PEM private key: {}", pem_reason(&e)),
+                    })?;
                 builder
                     .with_client_auth_cert(certs, private)
                     .map_err(|e| ConfigError::Pem {
