@@ -217,3 +217,44 @@ async fn grows_with_one_call_per_channel_when_calls_wait() {
     assert_eq!(tally.errors(), 0, "{:?}", tally.error_kinds());
     pool.shutdown().await;
 }
+
+/// A server that takes 2 calls at once per connection (its `SETTINGS_MAX_CONCURRENT_STREAMS`)
+/// and no cap configured: once every connection is at the server's limit and calls queue,
+/// the pool grows, although the calls per channel stay far below the default threshold of 50.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grows_when_every_connection_is_at_the_servers_stream_limit() {
+    support::init_tracing();
+    let server = EchoServer::builder()
+        .max_concurrent_streams(2)
+        .delay(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let config = fast("elastic-stream-limit", &server.uri(), 1)
+        .min_size(1)
+        .max_size(3)
+        .resize_interval(Duration::from_millis(100))
+        .resize_step(1)
+        .checkout_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let pool = start(config).await;
+    assert_eq!(pool.status().size, 1);
+    let tally = Arc::new(Tally::new());
+    let load = unary_load(&pool, &tally, 8);
+    let grew = wait_until(
+        || {
+            let s = pool.status();
+            s.size == 3 && s.ready == 3
+        },
+        Duration::from_secs(4),
+    )
+    .await;
+    load.stop().await;
+    let status = pool.status();
+    tally.print("elastic_stream_limit");
+    assert!(grew, "the pool did not grow to 3\n{status}");
+    assert_eq!(tally.errors(), 0, "{:?}", tally.error_kinds());
+    assert_eq!(status.refused_streams, 0, "{status}");
+    pool.shutdown().await;
+}

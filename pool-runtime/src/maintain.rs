@@ -24,7 +24,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let sample_every = (settings.resize_interval / 4).max(Duration::from_millis(5));
     let mut sampler = tokio::time::interval(sample_every);
     sampler.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut samples: Vec<(usize, usize)> = Vec::new();
+    let mut samples = Vec::new();
     let mut window_start = Instant::now();
 
     let far = Duration::from_secs(365 * 24 * 3600);

@@ -1,10 +1,12 @@
 //! Elastic sizing: when to grow or shrink a pool, and how.
 //!
 //! An elastic pool (`max_size` set) samples the calls in flight (and the checkouts waiting
-//! for room) four times per
-//! `resize_interval` (see `maintain`). When the average per READY channel exceeds the grow
-//! threshold (`max_in_flight_per_channel / 2`, or 50), it adds up to `resize_step` slots,
-//! never past `max_size`; when the pool would stay under half the threshold with fewer slots,
+//! for room) four times per `resize_interval` (see `maintain`). When the average per READY
+//! channel exceeds the grow threshold, it adds up to `resize_step` slots, never past
+//! `max_size`. The threshold is half of what a connection takes: `max_in_flight_per_channel`
+//! or the server's stream limit (`SETTINGS_MAX_CONCURRENT_STREAMS`), whichever is smaller, or
+//! 50 when neither is known; so a pool whose connections are all at the server's limit grows
+//! instead of queueing calls; when the pool would stay under half the threshold with fewer slots,
 //! it removes up to `resize_step`, never below `min_size`. A removed slot takes no new calls;
 //! its calls in flight finish on its connection, which then closes; shutdown waits for them.
 
@@ -18,14 +20,26 @@ use crate::shared::Shared;
 use crate::slot::Slot;
 use crate::status::ChannelState;
 
-/// One resize decision from a window of `(in flight, ready)` samples.
-pub(crate) fn decide(shared: &Shared, samples: &[(usize, usize)]) {
+/// The load of a pool at one moment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sample {
+    /// Calls in flight plus checkouts waiting for room.
+    pub(crate) in_flight: usize,
+    /// READY channels.
+    pub(crate) ready: usize,
+    /// The smallest stream limit among the READY channels (`usize::MAX`: none known).
+    pub(crate) stream_limit: usize,
+}
+
+/// One resize decision from a window of samples.
+pub(crate) fn decide(shared: &Shared, samples: &[Sample]) {
     let settings = &shared.settings;
     let count = samples.len() as f64;
-    let in_flight = samples.iter().map(|s| s.0 as f64).sum::<f64>() / count;
-    let ready = samples.iter().map(|s| s.1 as f64).sum::<f64>() / count;
+    let in_flight = samples.iter().map(|s| s.in_flight as f64).sum::<f64>() / count;
+    let ready = samples.iter().map(|s| s.ready as f64).sum::<f64>() / count;
     let size = shared.slots.load().len();
-    let threshold = settings.grow_threshold;
+    let stream_limit = samples.iter().map(|s| s.stream_limit).min().unwrap_or(usize::MAX);
+    let threshold = threshold(settings.grow_threshold, stream_limit);
     if ready >= 1.0 && in_flight / ready > threshold && size < settings.max_size {
         let add = settings.resize_step.min(settings.max_size - size);
         info!(parent: &shared.span, from = size, to = size + add, avg_in_flight_per_ready = in_flight / ready, threshold, "growing");
@@ -43,6 +57,15 @@ pub(crate) fn decide(shared: &Shared, samples: &[(usize, usize)]) {
         info!(parent: &shared.span, from = size, to = size - remove, avg_in_flight = in_flight, threshold, "shrinking");
         shrink(shared, remove);
     }
+}
+
+/// The grow threshold: the configured one (half of `max_in_flight_per_channel`, or 50), or
+/// half the server's stream limit when that is lower (at least one call).
+fn threshold(configured: f64, stream_limit: usize) -> f64 {
+    if stream_limit == usize::MAX {
+        return configured;
+    }
+    configured.min(((stream_limit / 2) as f64).max(1.0))
 }
 
 /// Adds `count` slots, each on the endpoint with the fewest slots.
@@ -123,4 +146,18 @@ fn endpoint_for_new_slot(slots: &[Arc<Slot>], endpoints: usize) -> usize {
     (0..endpoints)
         .min_by_key(|e| slots.iter().filter(|s| s.endpoint_index == *e).count())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threshold;
+
+    #[test]
+    fn the_servers_stream_limit_lowers_the_threshold() {
+        assert_eq!(threshold(50.0, usize::MAX), 50.0);
+        assert_eq!(threshold(50.0, 100), 50.0);
+        assert_eq!(threshold(50.0, 8), 4.0);
+        assert_eq!(threshold(2.0, 8), 2.0, "the smaller applies");
+        assert_eq!(threshold(50.0, 1), 1.0, "at least one call");
+    }
 }

@@ -117,13 +117,16 @@ impl Shared {
         self.removed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The calls in flight and the READY channels now (for elastic sizing).
-    pub(crate) fn load(&self) -> (usize, usize) {
+    /// The calls in flight, the READY channels, and the smallest stream limit among them
+    /// (`usize::MAX`: none known), now (for elastic sizing).
+    pub(crate) fn load(&self) -> crate::resize::Sample {
         let slots = self.slots.load();
-        let ready = slots
-            .iter()
-            .filter(|s| s.state() == ChannelState::Ready)
-            .count();
+        let mut ready = 0;
+        let mut stream_limit = usize::MAX;
+        for slot in slots.iter().filter(|s| s.state() == ChannelState::Ready) {
+            ready += 1;
+            stream_limit = stream_limit.min(slot.stream_limit());
+        }
         // Checkouts waiting for room count as load: with `max_in_flight_per_channel = 1` a full
         // pool has exactly one call per channel, which never exceeds the grow threshold.
         let in_flight = slots
@@ -131,7 +134,11 @@ impl Shared {
             .map(|s| s.in_flight.load(Ordering::Relaxed))
             .sum::<usize>()
             + self.signals.waiting_checkouts();
-        (in_flight, ready)
+        crate::resize::Sample {
+            in_flight,
+            ready,
+            stream_limit,
+        }
     }
 
     /// Stops at once: refuse checkouts, end the workers, drop the connections.
