@@ -38,7 +38,11 @@ pub(crate) fn decide(shared: &Shared, samples: &[Sample]) {
     let in_flight = samples.iter().map(|s| s.in_flight as f64).sum::<f64>() / count;
     let ready = samples.iter().map(|s| s.ready as f64).sum::<f64>() / count;
     let size = shared.slots.load().len();
-    let stream_limit = samples.iter().map(|s| s.stream_limit).min().unwrap_or(usize::MAX);
+    let stream_limit = samples
+        .iter()
+        .map(|s| s.stream_limit)
+        .min()
+        .unwrap_or(usize::MAX);
     let threshold = threshold(settings.grow_threshold, stream_limit);
     if ready >= 1.0 && in_flight / ready > threshold && size < settings.max_size {
         let add = settings.resize_step.min(settings.max_size - size);
