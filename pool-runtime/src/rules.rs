@@ -175,7 +175,40 @@ pub const FIELDS: &[Field] = &[
         Duration::ZERO,
         DAY,
     ),
+    // HTTP/2's bounds (RFC 9113 §6.5.2): windows up to 2^31-1, frames from 2^14 to 2^24-1.
+    count(
+        "connection.http2.initial_stream_window_size",
+        "HTTP2_INITIAL_STREAM_WINDOW_SIZE",
+        1,
+        MAX_WINDOW,
+    ),
+    count(
+        "connection.http2.initial_connection_window_size",
+        "HTTP2_INITIAL_CONNECTION_WINDOW_SIZE",
+        1,
+        MAX_WINDOW,
+    ),
+    of(
+        "connection.http2.adaptive_window",
+        "HTTP2_ADAPTIVE_WINDOW",
+        Kind::Bool,
+    ),
+    count(
+        "connection.http2.max_frame_size",
+        "HTTP2_MAX_FRAME_SIZE",
+        1 << 14,
+        (1 << 24) - 1,
+    ),
+    count(
+        "connection.http2.max_header_list_size",
+        "HTTP2_MAX_HEADER_LIST_SIZE",
+        1,
+        u32::MAX as u64,
+    ),
 ];
+
+/// The largest HTTP/2 flow-control window.
+const MAX_WINDOW: u64 = (1 << 31) - 1;
 
 /// The field at `path`, if there is one.
 pub fn field(path: &str) -> Option<&'static Field> {

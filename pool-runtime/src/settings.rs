@@ -193,11 +193,11 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         http2: Http2Options {
             keepalive_timeout: config.keepalive_timeout(),
             keepalive_while_idle: config.keepalive_while_idle(),
-            initial_stream_window_size: None,
-            initial_connection_window_size: None,
-            adaptive_window: false,
-            max_frame_size: None,
-            max_header_list_size: None,
+            initial_stream_window_size: config.initial_stream_window_size(),
+            initial_connection_window_size: config.initial_connection_window_size(),
+            adaptive_window: config.adaptive_window(),
+            max_frame_size: config.max_frame_size(),
+            max_header_list_size: config.max_header_list_size(),
         },
     };
     Ok(EndpointSpec {

@@ -139,6 +139,36 @@ impl PoolConfigBuilder {
         self.config.connection.keepalive_while_idle = Some(on);
         self
     }
+    /// The initial HTTP/2 flow-control window of each stream, in bytes
+    /// (`connection.http2.initial_stream_window_size`).
+    pub fn initial_stream_window_size(mut self, bytes: u32) -> Self {
+        self.config.connection.http2.initial_stream_window_size = Some(bytes);
+        self
+    }
+    /// The initial HTTP/2 flow-control window of each connection, in bytes
+    /// (`connection.http2.initial_connection_window_size`).
+    pub fn initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.config.connection.http2.initial_connection_window_size = Some(bytes);
+        self
+    }
+    /// Let the HTTP/2 windows follow the measured bandwidth-delay product
+    /// (`connection.http2.adaptive_window`; overrides both window sizes).
+    pub fn adaptive_window(mut self, on: bool) -> Self {
+        self.config.connection.http2.adaptive_window = Some(on);
+        self
+    }
+    /// The largest HTTP/2 frame the client accepts (`connection.http2.max_frame_size`,
+    /// 16 KiB to 16 MiB - 1).
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.config.connection.http2.max_frame_size = Some(bytes);
+        self
+    }
+    /// The largest header list (metadata) the client accepts
+    /// (`connection.http2.max_header_list_size`).
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.config.connection.http2.max_header_list_size = Some(bytes);
+        self
+    }
     /// How often the slots of an address that is down try it, one at a time, while calls
     /// want a channel (default 50 ms). Without such calls, slots follow the gRPC backoff
     /// (`retry`); when one connects, its siblings connect at once. See how the pool

@@ -22,6 +22,7 @@
 //! | `connection.health_check` | false | true | | false |
 //! | `connection.max_connection_age` | off | 50 min (±10 % jitter) | | |
 //! | `connection.resolve_interval` | 30 s | | | |
+//! | `connection.http2.*` (window sizes, `adaptive_window`, `max_frame_size`, `max_header_list_size`) | hyper's | | | |
 //! | resolver (code only) | the system resolver ([`DnsResolver`](crate::resolver::DnsResolver)) | | | |
 //! | `endpoint.retry` | 3 / 1 s / 5 s | | | 3 / 50 ms / 250 ms |
 
@@ -291,6 +292,31 @@ impl PoolConfig {
     pub fn keepalive_while_idle(&self) -> bool {
         self.connection.keepalive_while_idle.unwrap_or(false)
     }
+    /// The initial HTTP/2 flow-control window of each stream, in bytes (hyper's default
+    /// when unset).
+    pub fn initial_stream_window_size(&self) -> Option<u32> {
+        self.connection.http2.initial_stream_window_size
+    }
+    /// The initial HTTP/2 flow-control window of each connection, in bytes (hyper's default
+    /// when unset).
+    pub fn initial_connection_window_size(&self) -> Option<u32> {
+        self.connection.http2.initial_connection_window_size
+    }
+    /// Whether the HTTP/2 windows adapt to the measured bandwidth-delay product (BDP
+    /// pings; default false). It overrides both window sizes.
+    pub fn adaptive_window(&self) -> bool {
+        self.connection.http2.adaptive_window.unwrap_or(false)
+    }
+    /// The largest HTTP/2 frame the client accepts, in bytes (hyper's default, 16 KiB,
+    /// when unset).
+    pub fn max_frame_size(&self) -> Option<u32> {
+        self.connection.http2.max_frame_size
+    }
+    /// The largest header list (metadata) the client accepts, in bytes (hyper's default
+    /// when unset).
+    pub fn max_header_list_size(&self) -> Option<u32> {
+        self.connection.http2.max_header_list_size
+    }
     /// While an address is down and calls want a channel, its slots probe it one at a time,
     /// this often (default 50 ms), whatever their backoff.
     pub fn reconnect_probe_interval(&self) -> Duration {
@@ -385,6 +411,7 @@ impl fmt::Debug for PoolConfig {
             .field("keepalive", &self.keepalive())
             .field("keepalive_timeout", &self.keepalive_timeout())
             .field("keepalive_while_idle", &self.keepalive_while_idle())
+            .field("http2", &self.connection.http2)
             .field("ping_interval", &self.ping_interval())
             .field("reconnect_probe_interval", &self.reconnect_probe_interval())
             .field("max_connection_age", &self.max_connection_age())
@@ -676,6 +703,10 @@ mod serde_tests {
             .reconnect_probe_interval(Duration::from_millis(20))
             .max_connection_age(Some(Duration::from_secs(1)))
             .resolve_interval(Some(Duration::from_secs(1)))
+            .initial_stream_window_size(1 << 16)
+            .initial_connection_window_size(1 << 16)
+            .max_frame_size(1 << 14)
+            .max_header_list_size(1 << 14)
             .retry(RetryConfig::new(
                 2,
                 Duration::from_secs(1),
@@ -724,6 +755,57 @@ mod serde_tests {
             .unwrap_err();
         assert_eq!(err.field(), Some("connection.reconnect_probe_interval"));
         assert!(err.to_string().contains("61s"), "{err}");
+    }
+
+    #[test]
+    fn http2_settings_from_code_toml_and_env_with_bounds() {
+        let default = PoolConfig::local("h", 1).build().unwrap();
+        assert_eq!(default.initial_stream_window_size(), None);
+        assert!(!default.adaptive_window());
+        let code = PoolConfig::local("h", 1)
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .adaptive_window(true)
+            .max_frame_size(1 << 15)
+            .max_header_list_size(64 << 10)
+            .build()
+            .unwrap();
+        let (text, back) = round_trip(&code);
+        assert!(text.contains("[connection.http2]"), "{text}");
+        assert_eq!(back, code);
+        let file = PoolConfig::from_toml_str(
+            "[endpoint]\ntype = \"local\"\nhost = \"h\"\nport = 1\n\
+             [connection.http2]\ninitial_stream_window_size = 1048576\n\
+             initial_connection_window_size = 4194304\nadaptive_window = true\n\
+             max_frame_size = 32768\nmax_header_list_size = 65536\n",
+        )
+        .unwrap();
+        assert_eq!(file, code);
+        let env = load::from_env("APP", |k| match k {
+            "APP_ENDPOINT_TYPE" => Some("local".into()),
+            "APP_HOST" => Some("h".into()),
+            "APP_PORT" => Some("1".into()),
+            "APP_HTTP2_INITIAL_STREAM_WINDOW_SIZE" => Some("1048576".into()),
+            "APP_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE" => Some("4194304".into()),
+            "APP_HTTP2_ADAPTIVE_WINDOW" => Some("true".into()),
+            "APP_HTTP2_MAX_FRAME_SIZE" => Some("32768".into()),
+            "APP_HTTP2_MAX_HEADER_LIST_SIZE" => Some("65536".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(env, code);
+        // HTTP/2 forbids frames under 16 KiB.
+        let err = PoolConfig::local("h", 1)
+            .max_frame_size(1000)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("connection.http2.max_frame_size"));
+        assert!(err.to_string().contains("1000"), "{err}");
+        let err = load::from_env("APP", |k| {
+            (k == "APP_HTTP2_INITIAL_STREAM_WINDOW_SIZE").then(|| "0".into())
+        })
+        .unwrap_err();
+        assert_eq!(err.field(), Some("APP_HTTP2_INITIAL_STREAM_WINDOW_SIZE"));
     }
 
     #[test]

@@ -161,6 +161,17 @@ section! {
 }
 
 section! {
+    /// `[connection.http2]`: the client's HTTP/2 settings (hyper's defaults when unset).
+    Http2Section = "connection.http2." {
+        #[serde(with = "count")] initial_stream_window_size: u32,
+        #[serde(with = "count")] initial_connection_window_size: u32,
+        adaptive_window: bool,
+        #[serde(with = "count")] max_frame_size: u32,
+        #[serde(with = "count")] max_header_list_size: u32,
+    }
+}
+
+section! {
     /// `[connection]`: timeouts, keepalive, health checks, refresh and re-resolution.
     ConnectionSection = "connection." {
         #[serde(with = "duration")] connect_timeout: Duration,
@@ -174,6 +185,8 @@ section! {
         health_service: String,
         #[serde(with = "duration_or_off")] max_connection_age: Option<Duration>,
         #[serde(with = "duration_or_off")] resolve_interval: Option<Duration>,
+        ;
+        http2: Http2Section,
     }
 }
 
