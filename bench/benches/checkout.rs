@@ -1,4 +1,5 @@
-//! `Pool::checkout` at pool sizes 1, 8 and 64, from one thread and from two at once.
+//! `Pool::checkout` at pool sizes 1, 8 and 64, from one thread and from two at once, and at
+//! size 256 from one thread (the size `pool-bench scale` holds to 200 ns).
 //!
 //! Each thread runs its own current-thread runtime and checks out `iters` times in a loop
 //! (the checked-out channel is dropped at once); the reported time is the slowest thread's,
@@ -82,9 +83,10 @@ fn checkout(c: &mut Criterion) {
     let mut group = c.benchmark_group("checkout");
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
-    for size in [1usize, 8, 64] {
+    let cases: [(usize, &[usize]); 4] = [(1, &[1, 2]), (8, &[1, 2]), (64, &[1, 2]), (256, &[1])];
+    for (size, thread_counts) in cases {
         let pool = start_pool(&runtime, &server, size);
-        for threads in [1usize, 2] {
+        for &threads in thread_counts {
             let id = BenchmarkId::new(format!("{threads}-thread"), size);
             group.bench_with_input(id, &size, |b, _| {
                 b.iter_custom(|iters| {

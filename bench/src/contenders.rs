@@ -1,13 +1,14 @@
 //! The five ways of sending calls to one server that the benchmark compares.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 
 use pool_bench::pb::bench_client::BenchClient;
@@ -100,17 +101,48 @@ pub(crate) enum Open {
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Where the contenders connect: the server's URI and, for a TLS server, the CA they trust.
+#[derive(Debug, Clone)]
+pub(crate) struct Dest {
+    pub(crate) uri: String,
+    /// The CA certificate (PEM file) of a TLS server; `None` for plaintext.
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+impl Dest {
+    pub(crate) fn plain(uri: String) -> Dest {
+        Dest { uri, ca_cert: None }
+    }
+
+    /// The tonic endpoint every channel-based contender opens: with rustls (ring) trusting
+    /// only the test CA, the same TLS stack and trust the pool gets from its `TlsConfig`. The
+    /// server name is the URI's host (`127.0.0.1`, an IP SAN of the test certificate), as
+    /// for the pool, which sets no domain either.
+    pub(crate) fn endpoint(&self) -> Result<Endpoint, BoxError> {
+        let endpoint = Endpoint::from_shared(self.uri.clone())?;
+        Ok(match &self.ca_cert {
+            None => endpoint,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading CA certificate {}: {e}", path.display()))?;
+                endpoint
+                    .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))?
+            }
+        })
+    }
+}
+
 impl Contender {
-    /// Builds `kind` with `n` channels (raw always has one) to `uri`.
+    /// Builds `kind` with `n` channels (raw always has one) to `dest`.
     pub(crate) async fn build(
         kind: Kind,
-        uri: &str,
+        dest: &Dest,
         n: usize,
         open: Open,
     ) -> Result<Contender, BoxError> {
-        let endpoint = Endpoint::from_shared(uri.to_owned())?;
+        let endpoint = dest.endpoint()?;
         let imp = match kind {
-            Kind::Pool => Imp::Pool(crate::pool::PoolContender::start(uri, n).await?),
+            Kind::Pool => Imp::Pool(crate::pool::PoolContender::start(dest, n).await?),
             Kind::Raw => Imp::Raw(BenchClient::new(channel(&endpoint, open).await?)),
             Kind::VecRr => Imp::VecRr {
                 clients: clients(&endpoint, n, open).await?,

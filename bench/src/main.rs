@@ -9,11 +9,13 @@
 //! cargo run --release -p pool-bench -- summarize RUN1.json RUN2.json RUN3.json
 //! ```
 
+mod concurrency;
 mod contenders;
 mod driver;
 mod plot;
 mod pool;
 mod report;
+mod scale;
 mod scenarios;
 mod soak;
 
@@ -29,7 +31,8 @@ use crate::scenarios::Opts;
 
 const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...] [--downtime S,S,...]
        pool-bench summarize RUN.json... [--markdown FILE.md]
-scenarios: overhead, streams-limited, skewed, streaming, cold-start, recovery (these are `all`);
+scenarios: overhead, overhead-tls, streams-limited, streams-limited-tls, skewed, streaming,
+           concurrency, cold-start, recovery, scale (these are `all`, in this order);
            soak (pass/fail leak check, 2 min, --quick 30 s; run only when named)";
 
 #[derive(Debug, Default)]
@@ -127,6 +130,11 @@ fn progress_bar(len: u64, scenario: &str) -> ProgressBar {
 }
 
 fn main() -> ExitCode {
+    // A measurement process of the scale scenario, started by this binary itself.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some(scale::CHILD_COMMAND) {
+        return scale::child_main(&raw[2..]);
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -236,6 +244,12 @@ fn bench(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         println!();
         for table in &report.tables {
             println!("{}", table.render());
+        }
+        for note in &report.notes {
+            println!("note: {note}");
+        }
+        if !report.notes.is_empty() {
+            println!();
         }
         if let Some(verdict) = &report.verdict {
             println!("{name} verdict: {}\n", verdict.line);

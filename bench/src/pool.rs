@@ -3,15 +3,30 @@
 
 use std::time::Duration;
 
-use grpc_pool::{Pool, PoolConfig};
+use grpc_pool::{Pool, PoolConfig, Preset, TlsConfig};
 use tonic::Status;
 
-use crate::contenders::BoxError;
+use crate::contenders::{BoxError, Dest};
 use pool_bench::pb::{FeedRequest, PooledBenchClient, WorkReply, WorkRequest};
 
 /// The configuration every `pool` contender uses.
 pub(crate) fn config(port: u16, size: usize) -> Result<PoolConfig, BoxError> {
     Ok(PoolConfig::local("127.0.0.1", port).size(size).build()?)
+}
+
+/// The configuration of a `pool` contender to a TLS server: the same `local` preset, with the
+/// `https://` URI and the test CA as the only trusted root.
+pub(crate) fn tls_config(
+    uri: &str,
+    ca_cert: &std::path::Path,
+    size: usize,
+) -> Result<PoolConfig, BoxError> {
+    Ok(PoolConfig::builder()
+        .preset(Preset::Local)
+        .endpoint(uri)
+        .tls(TlsConfig::new().ca_cert(ca_cert))
+        .size(size)
+        .build()?)
 }
 
 /// The reconnect backoff base delay of that configuration (the library default; reported by
@@ -28,12 +43,19 @@ pub(crate) struct PoolContender {
 
 impl PoolContender {
     /// `Pool::start` (returns once a channel is READY) and the generated client over it.
-    pub(crate) async fn start(uri: &str, size: usize) -> Result<PoolContender, BoxError> {
-        let port = uri
-            .parse::<tonic::codegen::http::Uri>()?
-            .port_u16()
-            .ok_or_else(|| format!("no port in {uri}"))?;
-        let pool = Pool::start(config(port, size)?).await?;
+    pub(crate) async fn start(dest: &Dest, size: usize) -> Result<PoolContender, BoxError> {
+        let uri = &dest.uri;
+        let config = match &dest.ca_cert {
+            Some(ca_cert) => tls_config(uri, ca_cert, size)?,
+            None => {
+                let port = uri
+                    .parse::<tonic::codegen::http::Uri>()?
+                    .port_u16()
+                    .ok_or_else(|| format!("no port in {uri}"))?;
+                config(port, size)?
+            }
+        };
+        let pool = Pool::start(config).await?;
         Ok(PoolContender {
             client: PooledBenchClient::new(pool),
         })

@@ -219,9 +219,30 @@ pub(crate) struct ScenarioReport {
     pub(crate) targets: Vec<Target>,
     #[serde(default)]
     pub(crate) notes: Vec<String>,
+    /// Line charts of figures against a swept parameter (callers, connections), plotted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) charts: Vec<Chart>,
     /// Pass/fail scenarios (soak) only: the run exits non-zero when it did not pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) verdict: Option<Verdict>,
+}
+
+/// One plot panel: a line per series over a swept x (log scale).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Chart {
+    pub(crate) title: String,
+    pub(crate) x_label: String,
+    pub(crate) y_label: String,
+    /// Log scale on y (latencies); linear otherwise (throughput, bytes).
+    pub(crate) y_log: bool,
+    pub(crate) series: Vec<Series>,
+}
+
+/// One line of a [`Chart`]: `(x, y)` points; NaN values are skipped when drawn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) points: Vec<(f64, f64)>,
 }
 
 /// The outcome of a pass/fail scenario.

@@ -11,23 +11,29 @@ use indicatif::ProgressBar;
 use serde_json::json;
 use tokio::net::TcpSocket;
 
-use crate::contenders::{BoxError, Contender, Kind, Open};
-use crate::driver::{self, histogram, record, Call, Load, Schedule};
+use crate::contenders::{BoxError, Contender, Dest, Kind, Open};
+use crate::driver::{self, histogram, record, Call, Load, Sample, Schedule};
 use crate::report::{LoadRow, ScenarioReport, Table, Target};
+use grpc_pool_testkit::TestCerts;
 use pool_bench::pb::WorkRequest;
 use pool_bench::server::{BenchServer, ServerConfig};
 
 /// Channels per contender (raw has one).
 pub(crate) const N: usize = 8;
 
-/// Every scenario, in the order `all` runs them.
-pub(crate) const ALL: [&str; 6] = [
+/// Every scenario, in the order `all` runs them. `scale` is last: it opens thousands of
+/// connections, and their sockets linger after it.
+pub(crate) const ALL: [&str; 10] = [
     "overhead",
+    "overhead-tls",
     "streams-limited",
+    "streams-limited-tls",
     "skewed",
     "streaming",
+    "concurrency",
     "cold-start",
     "recovery",
+    "scale",
 ];
 
 /// Scenarios run only when named: too long for `all`.
@@ -69,12 +75,14 @@ impl Opts {
                     * self.downtimes().len() as u64
                     * Kind::ALL.len() as u64
             }
+            "concurrency" => crate::concurrency::steps(self),
+            "scale" => crate::scale::steps(self),
             _ => (u64::from(self.schedule.rounds) + 1) * self.kinds().len() as u64,
         }
     }
 
     /// The contenders of the load scenarios.
-    fn kinds(&self) -> Vec<Kind> {
+    pub(crate) fn kinds(&self) -> Vec<Kind> {
         let mut kinds = Kind::ALL.to_vec();
         if self.bare {
             kinds.push(Kind::Bare);
@@ -131,10 +139,14 @@ pub(crate) async fn run(
     progress: &ProgressBar,
 ) -> Result<ScenarioReport, BoxError> {
     match name {
-        "overhead" => overhead(opts, progress).await,
-        "streams-limited" => streams_limited(opts, progress).await,
+        "overhead" => overhead(opts, progress, Transport::Plain).await,
+        "overhead-tls" => overhead(opts, progress, Transport::Tls).await,
+        "streams-limited" => streams_limited(opts, progress, Transport::Plain).await,
+        "streams-limited-tls" => streams_limited(opts, progress, Transport::Tls).await,
         "skewed" => skewed(opts, progress).await,
         "streaming" => streaming(opts, progress).await,
+        "concurrency" => crate::concurrency::concurrency(opts, progress).await,
+        "scale" => crate::scale::scale(opts, progress).await,
         "cold-start" => cold_start(opts, progress).await,
         "recovery" => recovery(opts, progress).await,
         "soak" => crate::soak::soak(opts, progress).await,
@@ -147,23 +159,102 @@ pub(crate) async fn run(
     }
 }
 
-/// Builds every contender (connected) against `server` and measures `load` in rotation.
+/// Plaintext or TLS between every contender and the bench server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Plain,
+    /// rustls on both sides, certificates from testkit (a CA of its own, the server's leaf
+    /// with SANs `127.0.0.1` and `localhost`); every contender trusts only that CA.
+    Tls,
+}
+
+/// A running bench server and how to reach it.
+pub(crate) struct Served {
+    /// Serving until dropped.
+    _server: BenchServer,
+    pub(crate) dest: Dest,
+    /// The PEM files of a TLS server: they must outlive every client that reads them.
+    _certs: Option<TestCerts>,
+}
+
+impl Served {
+    pub(crate) fn start(config: ServerConfig, transport: Transport) -> Result<Served, BoxError> {
+        match transport {
+            Transport::Plain => {
+                let server = BenchServer::start(&config)?;
+                let dest = Dest::plain(server.uri());
+                Ok(Served {
+                    _server: server,
+                    dest,
+                    _certs: None,
+                })
+            }
+            Transport::Tls => {
+                let certs = TestCerts::generate()?;
+                let server = BenchServer::start(&ServerConfig {
+                    tls: Some(certs.server_tls()?),
+                    ..config
+                })?;
+                let dest = Dest {
+                    uri: server.uri(),
+                    ca_cert: Some(certs.ca.cert.clone()),
+                };
+                Ok(Served {
+                    _server: server,
+                    dest,
+                    _certs: Some(certs),
+                })
+            }
+        }
+    }
+}
+
+/// Builds every contender of the run (connected) against `dest`.
+pub(crate) async fn build_contenders(
+    dest: &Dest,
+    opts: &Opts,
+) -> Result<Vec<Arc<Contender>>, BoxError> {
+    let mut contenders = Vec::new();
+    for kind in opts.kinds() {
+        contenders.push(Arc::new(
+            Contender::build(kind, dest, N, Open::Eager).await?,
+        ));
+    }
+    Ok(contenders)
+}
+
+/// Closes what the contenders hold (the pool's workers).
+pub(crate) async fn close_contenders(contenders: Vec<Arc<Contender>>) {
+    for contender in contenders {
+        if let Ok(contender) = Arc::try_unwrap(contender) {
+            contender.close().await;
+        }
+    }
+}
+
+/// Builds every contender (connected) against `dest` and measures `load` in rotation.
 async fn load_rows(
-    server: &BenchServer,
+    dest: &Dest,
     load: Load,
     opts: &Opts,
     progress: &ProgressBar,
 ) -> Result<(Vec<LoadRow>, Vec<LoadRow>), BoxError> {
-    let mut contenders = Vec::new();
-    for kind in opts.kinds() {
-        contenders.push(Arc::new(
-            Contender::build(kind, &server.uri(), N, Open::Eager).await?,
-        ));
-    }
+    let contenders = build_contenders(dest, opts).await?;
     let samples = driver::measure(&contenders, load, opts.schedule, progress).await;
+    let rows = load_rows_of(&contenders, &samples, load);
+    close_contenders(contenders).await;
+    Ok(rows)
+}
+
+/// The rows of all calls and of the fast (not slow) calls, per contender.
+pub(crate) fn load_rows_of(
+    contenders: &[Arc<Contender>],
+    samples: &[Sample],
+    load: Load,
+) -> (Vec<LoadRow>, Vec<LoadRow>) {
     let mut all = Vec::new();
     let mut fast = Vec::new();
-    for (contender, sample) in contenders.iter().zip(&samples) {
+    for (contender, sample) in contenders.iter().zip(samples) {
         let name = contender.kind().name();
         let thr = sample.throughput(load.call);
         let calls = sample.all.len();
@@ -184,28 +275,31 @@ async fn load_rows(
             &sample.fast,
         ));
     }
-    for contender in contenders {
-        if let Ok(contender) = Arc::try_unwrap(contender) {
-            contender.close().await;
-        }
-    }
-    Ok((all, fast))
+    (all, fast)
 }
 
-fn row<'a>(rows: &'a [LoadRow], name: &str) -> Option<&'a LoadRow> {
+pub(crate) fn row<'a>(rows: &'a [LoadRow], name: &str) -> Option<&'a LoadRow> {
     rows.iter().find(|r| r.contender == name)
 }
 
 /// `f(pool) / f(other)`, NaN when either is missing.
-fn ratio(rows: &[LoadRow], other: &str, f: impl Fn(&LoadRow) -> f64) -> f64 {
+pub(crate) fn ratio(rows: &[LoadRow], other: &str, f: impl Fn(&LoadRow) -> f64) -> f64 {
     match (row(rows, "pool"), row(rows, other)) {
         (Some(p), Some(o)) if f(o) > 0.0 => f(p) / f(o),
         _ => f64::NAN,
     }
 }
 
-async fn overhead(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
-    let server = BenchServer::start(&opts.server(None))?;
+async fn overhead(
+    opts: &Opts,
+    progress: &ProgressBar,
+    transport: Transport,
+) -> Result<ScenarioReport, BoxError> {
+    let served = Served::start(opts.server(None), transport)?;
+    let (name, over) = match transport {
+        Transport::Plain => ("overhead", ""),
+        Transport::Tls => ("overhead-tls", ", over TLS"),
+    };
     let load = Load {
         callers: 1,
         call: Call::Unary {
@@ -215,28 +309,54 @@ async fn overhead(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
             payload: 16,
         },
     };
-    let (rows, _) = load_rows(&server, load, opts, progress).await?;
-    let p50 = ratio(&rows, "raw", |r| r.p50_ms);
+    let (rows, _) = load_rows(&served.dest, load, opts, progress).await?;
+    let targets = vec![
+        Target::at_most(
+            &format!("{name}: pool p50 / raw p50"),
+            ratio(&rows, "raw", |r| r.p50_ms),
+            0.97,
+        ),
+        Target::at_most(
+            &format!("{name}: pool p99 / raw p99"),
+            ratio(&rows, "raw", |r| r.p99_ms),
+            1.0,
+        ),
+    ];
     Ok(ScenarioReport {
-        name: "overhead".into(),
-        description: "one caller, small unary call, no handler latency: the cost each layer adds"
-            .into(),
-        params: json!({ "load": load, "channels": N, "server_max_concurrent_streams": null }),
+        name: name.into(),
+        description: format!(
+            "one caller, small unary call, no handler latency{over}: the cost each layer adds"
+        ),
+        params: json!({
+            "load": load,
+            "channels": N,
+            "server_max_concurrent_streams": null,
+            "tls": transport == Transport::Tls,
+        }),
         tables: vec![Table::of_load(
-            "overhead (concurrency 1, 16-byte unary)",
+            &format!("{name} (concurrency 1, 16-byte unary{over})"),
             "calls/s",
             &rows,
         )],
-        targets: vec![Target::at_most("overhead: pool p50 / raw p50", p50, 1.03)],
-        plot_title: Some("overhead: c=1 unary".into()),
+        targets,
+        plot_title: Some(format!("{name}: c=1 unary")),
         rows,
         notes: vec![],
+        charts: vec![],
         verdict: None,
     })
 }
 
-async fn streams_limited(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
-    let server = BenchServer::start(&opts.server(Some(32)))?;
+async fn streams_limited(
+    opts: &Opts,
+    progress: &ProgressBar,
+    transport: Transport,
+) -> Result<ScenarioReport, BoxError> {
+    let served = Served::start(opts.server(Some(32)), transport)?;
+    let (name, over) = match transport {
+        Transport::Plain => ("streams-limited", ""),
+        Transport::Tls => ("streams-limited-tls", ", TLS"),
+    };
     let load = Load {
         callers: 256,
         call: Call::Unary {
@@ -246,51 +366,67 @@ async fn streams_limited(opts: &Opts, progress: &ProgressBar) -> Result<Scenario
             payload: 16,
         },
     };
-    let (rows, _) = load_rows(&server, load, opts, progress).await?;
+    let (rows, _) = load_rows(&served.dest, load, opts, progress).await?;
     let thr = |other| ratio(&rows, other, |r| r.throughput);
-    let targets = vec![
-        Target::at_least("streams-limited: pool throughput / raw", thr("raw"), 6.0),
-        Target::at_least(
-            "streams-limited: pool throughput / exclusive",
+    let mut targets = Vec::new();
+    // The bounds against one channel and against exclusive checkout are the plaintext
+    // scenario's own; the TLS variant is judged against the other multiplexing contenders.
+    if transport == Transport::Plain {
+        targets.push(Target::at_least(
+            &format!("{name}: pool throughput / raw"),
+            thr("raw"),
+            6.0,
+        ));
+        targets.push(Target::at_least(
+            &format!("{name}: pool throughput / exclusive"),
             thr("exclusive"),
             20.0,
-        ),
+        ));
+    }
+    targets.extend([
         Target::at_least(
-            "streams-limited: pool throughput / vec-rr",
+            &format!("{name}: pool throughput / vec-rr"),
             thr("vec-rr"),
             1.0,
         ),
         Target::at_least(
-            "streams-limited: pool throughput / balance",
+            &format!("{name}: pool throughput / balance"),
             thr("balance"),
             1.0,
         ),
         Target::at_most(
-            "streams-limited: pool p99 / vec-rr p99",
+            &format!("{name}: pool p99 / vec-rr p99"),
             ratio(&rows, "vec-rr", |r| r.p99_ms),
             1.0,
         ),
-    ];
+    ]);
     Ok(ScenarioReport {
-        name: "streams-limited".into(),
-        description: "server max_concurrent_streams 32, 5 ms handler, 256 callers, 8 channels"
-            .into(),
-        params: json!({ "load": load, "channels": N, "server_max_concurrent_streams": 32 }),
+        name: name.into(),
+        description: format!(
+            "server max_concurrent_streams 32, 5 ms handler, 256 callers, 8 channels{over}"
+        ),
+        params: json!({
+            "load": load,
+            "channels": N,
+            "server_max_concurrent_streams": 32,
+            "tls": transport == Transport::Tls,
+        }),
         tables: vec![Table::of_load(
-            "streams-limited (max_concurrent_streams 32, 5 ms handler, 256 callers, N=8)",
+            &format!("{name} (max_concurrent_streams 32, 5 ms handler, 256 callers, N=8{over})"),
             "calls/s",
             &rows,
         )],
         targets,
-        plot_title: Some("streams-limited: 256 callers, 5 ms".into()),
+        plot_title: Some(format!("{name}: 256 callers, 5 ms")),
         rows,
         notes: vec![],
+        charts: vec![],
         verdict: None,
     })
 }
 
 async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
-    let server = BenchServer::start(&opts.server(Some(16)))?;
+    let served = Served::start(opts.server(Some(16)), Transport::Plain)?;
     let load = Load {
         callers: 96,
         call: Call::Unary {
@@ -300,7 +436,7 @@ async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, B
             payload: 16,
         },
     };
-    let (all, fast) = load_rows(&server, load, opts, progress).await?;
+    let (all, fast) = load_rows(&served.dest, load, opts, progress).await?;
     let targets = vec![
         Target::at_most(
             "skewed: pool fast-call p99 / vec-rr",
@@ -330,12 +466,13 @@ async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, B
         plot_title: Some("skewed: fast-call latency".into()),
         rows: fast,
         notes: vec![],
+        charts: vec![],
         verdict: None,
     })
 }
 
 async fn streaming(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
-    let server = BenchServer::start(&opts.server(None))?;
+    let served = Served::start(opts.server(None), Transport::Plain)?;
     let load = Load {
         callers: 64,
         call: Call::Feed {
@@ -343,16 +480,22 @@ async fn streaming(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport
             size: 256,
         },
     };
-    let (rows, _) = load_rows(&server, load, opts, progress).await?;
+    let (rows, _) = load_rows(&served.dest, load, opts, progress).await?;
+    let thr = |other| ratio(&rows, other, |r| r.throughput);
+    let targets = vec![
+        Target::at_least("streaming: pool msgs/s / raw", thr("raw"), 1.0),
+        Target::at_least("streaming: pool msgs/s / vec-rr", thr("vec-rr"), 1.0),
+    ];
     Ok(ScenarioReport {
         name: "streaming".into(),
         description: "64 callers each reading server streams of 100 messages of 256 bytes; latency is per whole stream".into(),
         params: json!({ "load": load, "channels": N, "server_max_concurrent_streams": null }),
         tables: vec![Table::of_load("streaming (64 concurrent server streams, 100 x 256 B each; latency per stream)", "msgs/s", &rows)],
-        targets: vec![],
+        targets,
         plot_title: Some("streaming: whole-stream latency".into()),
         rows,
         notes: vec![],
+        charts: vec![],
         verdict: None,
     })
 }
@@ -375,7 +518,7 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
     const STEADY_CALLS: usize = 200;
     let server = BenchServer::start(&opts.server(None))?;
-    let uri = server.uri();
+    let dest = Dest::plain(server.uri());
     let mut labels = vec![
         ("pool", Kind::Pool, Open::Eager),
         ("raw-lazy", Kind::Raw, Open::Lazy),
@@ -394,7 +537,7 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
             let i = (iteration + j) % labels.len();
             let (_, kind, open) = labels[i];
             let t0 = Instant::now();
-            let contender = Contender::build(kind, &uri, N, open).await?;
+            let contender = Contender::build(kind, &dest, N, open).await?;
             record(&mut start_h[i], t0.elapsed());
             if labels[i].0 == "pool-all-ready" {
                 contender.wait_all_ready(N).await;
@@ -446,6 +589,7 @@ async fn cold_start(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioRepor
         plot_title: None,
         rows: vec![],
         notes: vec![],
+        charts: vec![],
         verdict: None,
     })
 }
@@ -583,7 +727,7 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         addr: server.addr(),
         ..config
     };
-    let uri = server.uri();
+    let dest = Dest::plain(server.uri());
     let outages = opts.downtimes();
     let kinds = Kind::ALL.len();
     // [contender][outage]
@@ -600,7 +744,7 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
                     outage.as_secs_f64(),
                     repeat + 1
                 ));
-                let contender = Arc::new(Contender::build(kind, &uri, N, Open::Eager).await?);
+                let contender = Arc::new(Contender::build(kind, &dest, N, Open::Eager).await?);
                 for _ in 0..(4 * N) {
                     contender.work(small()).await?;
                 }
@@ -719,6 +863,44 @@ async fn recovery(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         notes: vec![
             "attempts/s = connections accepted on the server's port while it was down / outage seconds (one address)".into(),
         ],
+        charts: vec![],
         verdict: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TLS scenarios must really run TLS: a plaintext client is refused, and every
+    /// contender connects with the test CA and gets replies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tls_server_refuses_plaintext_and_every_contender_gets_replies_over_tls() {
+        let served = Served::start(ServerConfig::default(), Transport::Tls).unwrap();
+        assert!(
+            served.dest.uri.starts_with("https://"),
+            "{}",
+            served.dest.uri
+        );
+        let plain = Dest::plain(served.dest.uri.replacen("https://", "http://", 1));
+        let refused = match Contender::build(Kind::Raw, &plain, 1, Open::Lazy).await {
+            Ok(raw) => tokio::time::timeout(Duration::from_secs(5), raw.work(small()))
+                .await
+                .expect("a plaintext call to a TLS server must not hang")
+                .is_err(),
+            Err(_) => true,
+        };
+        assert!(refused, "a plaintext client was served by the TLS server");
+        for kind in Kind::ALL {
+            let contender = Contender::build(kind, &served.dest, 2, Open::Eager)
+                .await
+                .unwrap_or_else(|e| panic!("{kind} over TLS: {e}"));
+            let reply = tokio::time::timeout(Duration::from_secs(5), contender.work(small()))
+                .await
+                .unwrap_or_else(|_| panic!("{kind} over TLS hung"))
+                .unwrap_or_else(|e| panic!("{kind} over TLS: {e}"));
+            assert_eq!(reply.payload, small().payload);
+            contender.close().await;
+        }
+    }
 }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
+use tokio::net::TcpSocket;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use grpc_pool_testkit::KillableIo;
@@ -40,6 +41,12 @@ pub struct ServerConfig {
     /// Sends each connection a GOAWAY once it is this old (tonic's `max_connection_age`);
     /// `None`: connections live as long as the client keeps them.
     pub max_connection_age: Option<Duration>,
+    /// Serve TLS with this identity (`None`: plaintext).
+    pub tls: Option<ServerTlsConfig>,
+    /// Listen backlog. `None`: what `std::net::TcpListener::bind` uses. The scale scenario
+    /// opens thousands of connections at once and needs more than that, or the SYNs that
+    /// overflow it wait out a retransmit (a second each) and show up as slow starts.
+    pub backlog: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +56,8 @@ impl Default for ServerConfig {
             max_concurrent_streams: None,
             threads: 2,
             max_connection_age: None,
+            tls: None,
+            backlog: None,
         }
     }
 }
@@ -130,6 +139,7 @@ enum Host {
 #[derive(Debug)]
 pub struct BenchServer {
     addr: SocketAddr,
+    tls: bool,
     calls: Arc<AtomicU64>,
     accepted: Arc<AtomicU64>,
     host: Option<Host>,
@@ -178,18 +188,28 @@ impl BenchServer {
         runtime: &Handle,
         cut: Option<CancellationToken>,
     ) -> io::Result<BenchServer> {
-        let listener = bind_with_retry(config.addr, Duration::from_secs(2))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let listener = {
             let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(listener)?
+            match config.backlog {
+                None => {
+                    let listener = bind_with_retry(config.addr, Duration::from_secs(2))?;
+                    listener.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(listener)?
+                }
+                Some(backlog) => {
+                    bind_socket_with_retry(config.addr, Duration::from_secs(2))?.listen(backlog)?
+                }
+            }
         };
+        let addr = listener.local_addr()?;
         let service = BenchService::default();
         let calls = service.calls.clone();
         let mut builder = Server::builder().max_concurrent_streams(config.max_concurrent_streams);
         if let Some(age) = config.max_connection_age {
             builder = builder.max_connection_age(age);
+        }
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_config(tls.clone()).map_err(io::Error::other)?;
         }
         let router = builder.add_service(BenchGrpcServer::new(service));
         let accepted = Arc::new(AtomicU64::new(0));
@@ -226,6 +246,7 @@ impl BenchServer {
         };
         Ok(BenchServer {
             addr,
+            tls: config.tls.is_some(),
             calls,
             accepted,
             host,
@@ -237,9 +258,10 @@ impl BenchServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` when it serves TLS.
     pub fn uri(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Calls received so far.
@@ -294,6 +316,28 @@ fn bind_with_retry(addr: SocketAddr, patience: Duration) -> io::Result<StdListen
                 std::thread::sleep(Duration::from_millis(5));
             }
             other => return other,
+        }
+    }
+}
+
+/// Like [`bind_with_retry`], through a socket that takes a listen backlog of our choosing.
+/// `SO_REUSEADDR` as std sets it, so a restart on a known port is not kept out by the old
+/// connections' TIME_WAIT.
+fn bind_socket_with_retry(addr: SocketAddr, patience: Duration) -> io::Result<TcpSocket> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Err(err) if err.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => return Err(err),
+            Ok(()) => return Ok(socket),
         }
     }
 }

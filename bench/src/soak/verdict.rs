@@ -360,6 +360,7 @@ pub(super) fn judge(
         notes: vec![
             "RSS and fds are the whole process, the in-process server included; tokio tasks are the client runtime's (the server's runtime is new after each restart, its count is shown apart)".into(),
         ],
+        charts: vec![],
         verdict: Some(Verdict { pass, line }),
     }
 }
