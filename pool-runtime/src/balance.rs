@@ -69,7 +69,9 @@ pub(crate) fn choose(
             _ => continue,
         }
         let load = slot.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-        if load >= limit(cap, slot.stream_limit()) {
+        // Every connection takes at least one call: an idle slot needs no look at its
+        // connection's stream limit (the common case at low load costs one atomic less).
+        if load > 0 && load >= limit(cap, slot.stream_limit()) {
             waiting = true;
             continue;
         }

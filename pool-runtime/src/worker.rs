@@ -322,10 +322,15 @@ impl Worker {
 
     /// Opens a connection for the slot (see [`connector::connect`]); `None` when the slot
     /// stopped first.
+    ///
+    /// The attempt (TCP, TLS and HTTP/2 handshakes, a probe: about 2 KB of state) is boxed,
+    /// so that a worker serving its connection, which is most of its life, does not carry
+    /// it: at thousands of slots that is most of a connection's memory beyond hyper's own.
     async fn connect(&self) -> Option<Result<(Conn, Probe), String>> {
+        let attempt = Box::pin(connector::connect(&self.slot, &self.settings, &self.kill));
         tokio::select! {
             _ = self.cancel.cancelled() => None,
-            result = connector::connect(&self.slot, &self.settings, &self.kill) => Some(result),
+            result = attempt => Some(result),
         }
     }
 
@@ -372,7 +377,8 @@ impl Worker {
                     let probe = tokio::select! {
                         _ = cancel.cancelled() => return Watch::Stopped,
                         _ = lost.cancelled() => return Watch::Lost(current.end_reason()),
-                        probe = health::check(current.http2.clone(), &settings.health_service, probe_timeout, settings.interceptor.as_ref().map(|i| &i.0)) => probe,
+                        // Boxed for the same reason as a connection attempt.
+                        probe = Box::pin(health::check(current.http2.clone(), &settings.health_service, probe_timeout, settings.interceptor.as_ref().map(|i| &i.0))) => probe,
                     };
                     if let Probe::Failed(why) = probe {
                         lost.cancel();
