@@ -124,3 +124,54 @@ async fn shutdown_waits_for_calls_on_slots_removed_by_shrinking() {
     let reply = reply.expect("the call on the removed slot must succeed across shutdown");
     assert_eq!(reply.into_inner().message, "long");
 }
+
+/// A call that outlives `drain_timeout` is cut when the pool stops: it ends at once with
+/// UNAVAILABLE (its connection was closed under it), not when the server would have
+/// answered, and `shutdown()` returns soon after the drain timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outliving_the_drain_timeout_is_cut_with_unavailable() {
+    support::init_tracing();
+    let server = EchoServer::builder()
+        .delay(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let config = PoolConfig::builder()
+        .name("shutdown-drain-cut")
+        .endpoint(&server.uri())
+        .size(1)
+        .drain_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let pool = support::start(config).await;
+    let channel = pool.checkout().await.unwrap();
+    let call = tokio::spawn(async move {
+        let request = EchoRequest {
+            message: "slow".into(),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let reply = EchoClient::new(channel).unary(request).await;
+        (reply, started.elapsed())
+    });
+    assert!(wait_until(|| server.stats().in_progress() == 1, Duration::from_secs(2)).await);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), pool.shutdown())
+        .await
+        .expect("shutdown outlived its drain timeout by seconds");
+    let shutdown_took = started.elapsed();
+    let (reply, call_took) = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .expect("the call outlived the shutdown")
+        .unwrap();
+    let status = reply.expect_err("the call was cut");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        call_took < Duration::from_secs(2),
+        "the call ended after {call_took:?}"
+    );
+    assert!(
+        shutdown_took < Duration::from_secs(1),
+        "shutdown took {shutdown_took:?}"
+    );
+}

@@ -15,7 +15,6 @@
 //!   `SETTINGS_MAX_CONCURRENT_STREAMS` (checkout keeps each connection under it) and a
 //!   GOAWAY's `too_many_pings` (see `keepalive`).
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,10 +22,13 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use futures_util::task::AtomicWaker;
+use tokio_util::sync::CancellationToken;
 
 use crate::conn::{Conn, Lost};
 use crate::error::error_chain;
@@ -151,12 +153,13 @@ async fn open(
         lost,
         kill,
         wire,
-        ended,
+        ended: reason,
     } = io;
+    let killed = Arc::new(Killed::default());
     let watched = WatchedIo {
         stream,
         lost: lost.clone(),
-        kill: Box::pin(kill.cancelled_owned()),
+        killed: killed.clone(),
         scanner: Some(FrameScanner::default()),
         wire,
     };
@@ -167,12 +170,22 @@ async fn open(
         .await
         .map_err(|e| format!("HTTP/2 handshake failed: {}", error_chain(&e)))?;
     tokio::spawn(async move {
-        let why = match connection.await {
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            ended = &mut connection => ended,
+            () = kill.cancelled() => {
+                // The pool stopped: the connection's I/O fails (see `WatchedIo::killed`),
+                // failing the calls still on it.
+                killed.kill();
+                connection.await
+            }
+        };
+        let why = match ended {
             Ok(()) => "connection closed".to_owned(),
             Err(e) => format!("connection closed: {}", error_chain(&e)),
         };
         tracing::debug!(reason = %why, "HTTP/2 connection ended");
-        let _ = ended.set(why);
+        let _ = reason.set(why);
         lost.cancel();
     });
     Ok(Http2::new(send, transport.origin.clone()))
@@ -194,6 +207,29 @@ async fn tcp(endpoint: &EndpointSpec, addrs: &[SocketAddr]) -> io::Result<TcpStr
         return Err(io::Error::new(io::ErrorKind::NotFound, msg));
     }
     crate::dial::open(&resolved).await
+}
+
+/// The pool stopped: set once by a connection's driver, seen by its I/O.
+#[derive(Debug, Default)]
+struct Killed {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Killed {
+    fn kill(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Whether the pool stopped; if not, `cx`'s task is woken when it does.
+    fn is_killed(&self, cx: &Context<'_>) -> bool {
+        if self.flag.load(Ordering::Acquire) {
+            return true;
+        }
+        self.waker.register(cx.waker());
+        self.flag.load(Ordering::Acquire)
+    }
 }
 
 /// A connection's byte stream: plain TCP, or TLS over TCP.
@@ -267,7 +303,8 @@ impl AsyncWrite for Stream {
 pub(crate) struct WatchedIo {
     stream: Stream,
     lost: Lost,
-    kill: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set by the connection's driver once the pool stopped.
+    killed: Arc<Killed>,
     scanner: Option<FrameScanner>,
     wire: Arc<Wire>,
 }
@@ -281,9 +318,12 @@ impl std::fmt::Debug for WatchedIo {
 }
 
 impl WatchedIo {
-    /// An error once the pool has stopped (registers for the wake-up otherwise).
-    fn killed(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        if self.kill.as_mut().poll(cx).is_ready() {
+    /// An error once the pool has stopped; until then the task polling the I/O (hyper's
+    /// connection task) is registered to be woken for it. A few atomics per read or write,
+    /// on this connection alone: polling the pool's token would take a lock shared by every
+    /// connection of the pool.
+    fn killed(&self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if self.killed.is_killed(cx) {
             self.lost.cancel();
             Some(io::Error::new(
                 io::ErrorKind::ConnectionAborted,

@@ -114,12 +114,16 @@ pub(crate) async fn run(slot: Arc<Slot>, settings: Arc<Settings>, kill: Cancella
         kill,
     };
     let mut phase = Phase::Connecting(None);
+    // Each phase's future is boxed while it runs: the worker then holds only the phase it
+    // is in (serving, for most of its life), not room for the largest of them.
     loop {
         phase = match phase {
-            Phase::Connecting(turn) => worker.connecting(turn).await,
-            Phase::Serving(current) => worker.serving(current).await,
-            Phase::Refreshing(current, reason) => worker.refreshing(current, reason).await,
-            Phase::BackingOff(delay) => worker.backing_off(delay).await,
+            Phase::Connecting(turn) => Box::pin(worker.connecting(turn)).await,
+            Phase::Serving(current) => Box::pin(worker.serving(current)).await,
+            Phase::Refreshing(current, reason) => {
+                Box::pin(worker.refreshing(current, reason)).await
+            }
+            Phase::BackingOff(delay) => Box::pin(worker.backing_off(delay)).await,
             Phase::Stopped => break,
         };
     }
