@@ -11,6 +11,17 @@ use grpc_pool_testkit::{wait_until, EchoServer, Tally};
 use support::{fast, start, unary_load};
 use tokio::time::Instant;
 
+/// An elastic pool of 1 to `max` slots on `server` that reconsiders its size every 100 ms, one
+/// slot at a time.
+fn elastic(name: &str, server: &EchoServer, max: usize) -> grpc_pool::PoolConfigBuilder {
+    fast(name, &server.uri(), 1)
+        .min_size(1)
+        .max_size(max)
+        .resize_interval(Duration::from_millis(100))
+        .resize_step(1)
+        .checkout_timeout(Duration::from_secs(3))
+}
+
 /// `(ms since start, size)` at every change of the pool's size.
 type SizeTrace = Arc<Mutex<Vec<(u128, usize)>>>;
 
@@ -42,13 +53,8 @@ async fn grows_to_max_under_load_and_shrinks_to_min_when_idle() {
         .await
         .unwrap();
     // Cap 4 per channel: threshold 2 in flight per READY channel.
-    let config = fast("elastic", &server.uri(), 1)
-        .min_size(1)
-        .max_size(4)
+    let config = elastic("elastic", &server, 4)
         .max_in_flight_per_channel(4)
-        .resize_interval(Duration::from_millis(100))
-        .resize_step(1)
-        .checkout_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
     let pool = start(config).await;
@@ -195,13 +201,8 @@ async fn grows_with_one_call_per_channel_when_calls_wait() {
         .unwrap();
     // Cap 1 per channel: every READY channel is exactly full under load, so only the calls
     // waiting for a channel show that more are needed.
-    let config = fast("elastic-cap-1", &server.uri(), 1)
-        .min_size(1)
-        .max_size(4)
+    let config = elastic("elastic-cap-1", &server, 4)
         .max_in_flight_per_channel(1)
-        .resize_interval(Duration::from_millis(100))
-        .resize_step(1)
-        .checkout_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
     let pool = start(config).await;
@@ -230,14 +231,7 @@ async fn grows_when_every_connection_is_at_the_servers_stream_limit() {
         .start()
         .await
         .unwrap();
-    let config = fast("elastic-stream-limit", &server.uri(), 1)
-        .min_size(1)
-        .max_size(3)
-        .resize_interval(Duration::from_millis(100))
-        .resize_step(1)
-        .checkout_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
+    let config = elastic("elastic-stream-limit", &server, 3).build().unwrap();
     let pool = start(config).await;
     assert_eq!(pool.status().size, 1);
     let tally = Arc::new(Tally::new());

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use grpc_pool::{Pool, PoolConfig, PoolError, RetryConfig, TlsConfig};
-use grpc_pool_testkit::{EchoServer, TestCerts};
+use grpc_pool::{Pool, PoolConfig, PoolConfigBuilder, PoolError, RetryConfig, TlsConfig};
+use grpc_pool_testkit::{EchoServer, EchoServerBuilder, TestCerts};
 use support::{chain, req, unary};
 
 /// A bound on every start and call here: far above any handshake, so reaching it means a hang.
@@ -90,14 +90,36 @@ fn ca(certs: &TestCerts) -> TlsConfig {
     TlsConfig::default().ca_cert(&certs.ca.cert)
 }
 
-#[tokio::test]
-async fn tls_with_a_custom_ca_serves_calls() {
-    let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
+/// A TLS echo server with the test CA's server certificate and `builder`'s other settings.
+async fn tls_server(certs: &TestCerts, builder: EchoServerBuilder) -> EchoServer {
+    builder
         .tls(certs.server_tls().unwrap())
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// `size` channels over TLS to `server`, trusting the test CA.
+fn tls_pool(name: &str, server: &EchoServer, certs: &TestCerts, size: usize) -> PoolConfigBuilder {
+    PoolConfig::builder()
+        .name(name)
+        .endpoint(&https(server))
+        .size(size)
+        .tls(ca(certs))
+}
+
+/// Starts a pool that must start, bounded by [`GUARD`].
+async fn started(config: PoolConfig) -> Pool {
+    tokio::time::timeout(GUARD, Pool::start(config))
+        .await
+        .expect("start hung")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tls_with_a_custom_ca_serves_calls() {
+    let certs = TestCerts::generate().unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     // The certificate's SANs hold 127.0.0.1 and localhost: both names verify.
     let pool = start_and_call(config("tls-custom-ca", &https(&server), Some(ca(&certs))))
         .await
@@ -135,11 +157,7 @@ async fn mtls_with_a_client_certificate_serves_calls() {
 #[tokio::test]
 async fn wrong_ca_fails_with_a_connect_error_naming_the_cause() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     let tls = TlsConfig::default().ca_cert(&certs.other_ca.cert);
     let text = connect_error("tls-wrong-ca", &https(&server), Some(tls)).await;
     println!("wrong CA: {text}");
@@ -153,11 +171,7 @@ async fn wrong_ca_fails_with_a_connect_error_naming_the_cause() {
 #[tokio::test]
 async fn default_tls_verifies_against_public_roots_and_rejects_a_private_ca() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     // No CA given: the default roots do not know the test CA, so verification fails.
     let text = connect_error(
         "tls-default-roots",
@@ -227,11 +241,7 @@ async fn expired_server_certificate_fails() {
 #[tokio::test]
 async fn plaintext_pool_to_a_tls_server_fails_clearly() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     let uri = format!("http://{}", server.addr());
     let text = connect_error("tls-plain-to-tls", &uri, None).await;
     println!("plaintext to TLS: {text}");
@@ -255,11 +265,7 @@ async fn tls_pool_to_a_plaintext_server_fails_clearly() {
 #[tokio::test]
 async fn missing_or_garbage_pem_files_are_errors_not_panics() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     let missing = certs.dir().join("no-such-ca.pem");
     let garbage = certs.dir().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
@@ -332,18 +338,13 @@ fn runtime_has_no_accept_any_certificate_path() {
 async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
     use support::echo::PooledEchoClient;
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .max_connection_age(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(
+        &certs,
+        EchoServer::builder().max_connection_age(Duration::from_millis(300)),
+    )
+    .await;
     // One channel: every call meets the connection that is going away.
-    let config = PoolConfig::builder()
-        .name("tls-goaway-streams")
-        .endpoint(&https(&server))
-        .size(1)
-        .tls(ca(&certs))
+    let config = tls_pool("tls-goaway-streams", &server, &certs, 1)
         .connect_timeout(Duration::from_millis(500))
         .checkout_timeout(Duration::from_secs(2))
         .retry(RetryConfig::new(
@@ -353,10 +354,7 @@ async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
         ))
         .build()
         .unwrap();
-    let pool = tokio::time::timeout(GUARD, Pool::start(config))
-        .await
-        .expect("start hung")
-        .unwrap();
+    let pool = started(config).await;
     let client = PooledEchoClient::new(pool.clone());
     // 1.5 s of messages: holds the first connection open past its GOAWAY at ~300 ms.
     let long = support::spawn_server_stream(&pool, 30, 50);
@@ -396,24 +394,16 @@ async fn server_streams_refused_after_a_goaway_over_tls_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_over_tls_is_noticed_while_a_long_stream_holds_the_connection() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .max_connection_age(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap();
-    let config = PoolConfig::builder()
-        .name("tls-goaway-noticed")
-        .endpoint(&https(&server))
-        .size(1)
-        .tls(ca(&certs))
+    let server = tls_server(
+        &certs,
+        EchoServer::builder().max_connection_age(Duration::from_millis(300)),
+    )
+    .await;
+    let config = tls_pool("tls-goaway-noticed", &server, &certs, 1)
         .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    let pool = tokio::time::timeout(GUARD, Pool::start(config))
-        .await
-        .expect("start hung")
-        .unwrap();
+    let pool = started(config).await;
     let long = support::spawn_server_stream(&pool, 60, 50);
     let started = tokio::time::Instant::now();
     let noticed = grpc_pool_testkit::wait_until(
@@ -443,27 +433,20 @@ async fn a_goaway_over_tls_is_noticed_while_a_long_stream_holds_the_connection()
 async fn the_servers_stream_limit_caps_each_tls_connection() {
     use support::echo::PooledEchoClient;
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .max_concurrent_streams(1)
-        .delay(Duration::from_millis(400))
-        .start()
-        .await
-        .unwrap();
-    let config = PoolConfig::builder()
-        .name("tls-stream-limit")
-        .endpoint(&https(&server))
-        .size(2)
-        .tls(ca(&certs))
+    let server = tls_server(
+        &certs,
+        EchoServer::builder()
+            .max_concurrent_streams(1)
+            .delay(Duration::from_millis(400)),
+    )
+    .await;
+    let config = tls_pool("tls-stream-limit", &server, &certs, 2)
         .connect_timeout(Duration::from_secs(2))
         .checkout_timeout(Duration::from_secs(4))
         .ping_interval(None)
         .build()
         .unwrap();
-    let pool = tokio::time::timeout(GUARD, Pool::start(config))
-        .await
-        .expect("start hung")
-        .unwrap();
+    let pool = started(config).await;
     let limits: Vec<_> = pool
         .status()
         .channels
@@ -513,11 +496,7 @@ async fn the_servers_stream_limit_caps_each_tls_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tls_domain_override_is_the_authority() {
     let certs = TestCerts::generate().unwrap();
-    let server = EchoServer::builder()
-        .tls(certs.server_tls().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let server = tls_server(&certs, EchoServer::builder()).await;
     let pool = start_and_call(config(
         "tls-authority",
         &https(&server),

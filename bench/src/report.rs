@@ -242,7 +242,16 @@ pub(crate) struct Chart {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Series {
     pub(crate) name: String,
+    #[serde(deserialize_with = "nan_points")]
     pub(crate) points: Vec<(f64, f64)>,
+}
+
+/// Points as JSON writes them: a NaN (a value not measured) is written as `null`, and read
+/// back as NaN, so `summarize` reads every report `--json` wrote.
+fn nan_points<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+    let points = Vec::<(Option<f64>, Option<f64>)>::deserialize(d)?;
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok(points.into_iter().map(|(x, y)| (nan(x), nan(y))).collect())
 }
 
 /// The outcome of a pass/fail scenario.

@@ -76,7 +76,7 @@ impl PooledChannel {
 
     /// The address of the connection's peer, once connected.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.conn.peer.get().copied()
+        self.conn.peer
     }
 
     /// The connection's process-unique id (changes when the slot reconnects).

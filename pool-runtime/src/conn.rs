@@ -7,29 +7,36 @@ use std::sync::{Arc, OnceLock};
 
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
 use crate::transport::Http2;
 
 /// The "connection lost" signal of one connection: set on EOF, I/O error, GOAWAY, a failed
 /// probe or a call that saw the connection fail; the worker then replaces the connection.
-/// Checked on every checkout, so the check is one atomic load (a `CancellationToken`'s
-/// `is_cancelled` takes a lock); waiting goes through the token.
+/// Checked on every checkout, so the check is one atomic load; waiting goes through a
+/// `Notify` (a `CancellationToken` would take a lock to check and allocate a tree node per
+/// connection). It also keeps why the connection ended, once its driver knows.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Lost(Arc<LostInner>);
 
 #[derive(Debug, Default)]
 struct LostInner {
     flag: AtomicBool,
-    token: CancellationToken,
+    notify: Notify,
+    reason: OnceLock<String>,
+    /// The pool stopped: the connection's I/O fails (see `connector::WatchedIo`).
+    killed: AtomicBool,
+    /// The task polling the connection's I/O, woken when it is killed.
+    io_waker: AtomicWaker,
 }
 
 impl Lost {
     pub(crate) fn cancel(&self) {
         if !self.0.flag.swap(true, Ordering::AcqRel) {
-            self.0.token.cancel();
+            self.0.notify.notify_waiters();
         }
     }
 
@@ -38,7 +45,42 @@ impl Lost {
     }
 
     pub(crate) async fn cancelled(&self) {
-        self.0.token.cancelled().await;
+        let notified = self.0.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a `cancel` in between still wakes this.
+        notified.as_mut().enable();
+        if self.is_cancelled() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Records why the connection ended (the first reason wins).
+    pub(crate) fn set_reason(&self, why: String) {
+        let _ = self.0.reason.set(why);
+    }
+
+    /// Why the connection ended, once known.
+    pub(crate) fn reason(&self) -> Option<&str> {
+        self.0.reason.get().map(String::as_str)
+    }
+
+    /// Makes the connection's I/O fail from now on (the pool stopped), waking the task
+    /// that polls it.
+    pub(crate) fn kill_io(&self) {
+        self.0.killed.store(true, Ordering::Release);
+        self.0.io_waker.wake();
+    }
+
+    /// Whether the connection's I/O was killed; if not, `cx`'s task is woken when it is.
+    /// A few atomics on this connection alone (the pool's `CancellationToken` would take a
+    /// lock shared by every connection of the pool, on every read and write).
+    pub(crate) fn io_killed(&self, cx: &std::task::Context<'_>) -> bool {
+        if self.0.killed.load(Ordering::Acquire) {
+            return true;
+        }
+        self.0.io_waker.register(cx.waker());
+        self.0.killed.load(Ordering::Acquire)
     }
 }
 
@@ -55,12 +97,10 @@ pub(crate) struct Conn {
     /// The address the slot preferred when this connection was opened (`None`: the
     /// connector resolved the host itself).
     pub(crate) preferred: Option<SocketAddr>,
-    /// The peer address, once connected.
-    pub(crate) peer: Arc<OnceLock<SocketAddr>>,
+    /// The peer address (`None` if the socket could not say).
+    pub(crate) peer: Option<SocketAddr>,
     /// How many calls the server takes at once on this connection.
     pub(crate) streams: Arc<StreamLimit>,
-    /// Why the connection ended, once it has.
-    pub(crate) ended: Arc<OnceLock<String>>,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -70,9 +110,8 @@ impl Conn {
         http2: Http2,
         lost: Lost,
         preferred: Option<SocketAddr>,
-        peer: Arc<OnceLock<SocketAddr>>,
+        peer: Option<SocketAddr>,
         streams: Arc<StreamLimit>,
-        ended: Arc<OnceLock<String>>,
     ) -> Self {
         Self {
             http2,
@@ -81,7 +120,6 @@ impl Conn {
             preferred,
             peer,
             streams,
-            ended,
         }
     }
 }
@@ -169,8 +207,6 @@ impl StreamLimit {
 pub(crate) struct Current {
     pub(crate) http2: Http2,
     pub(crate) lost: Lost,
-    /// Why the connection ended, once it has.
-    pub(crate) ended: Arc<OnceLock<String>>,
     pub(crate) preferred: Option<std::net::SocketAddr>,
     pub(crate) connected_at: Instant,
     /// When to replace it while healthy (maximum age with jitter, or a failed refresh's retry).
@@ -187,7 +223,6 @@ impl Current {
         Self {
             http2: conn.http2.clone(),
             lost: conn.lost.clone(),
-            ended: conn.ended.clone(),
             preferred: conn.preferred,
             connected_at,
             refresh_at: settings
@@ -203,10 +238,7 @@ impl Current {
     /// Why the connection was lost: its driver's reason once the connection has ended (a
     /// GOAWAY or a failed call marks it lost a moment before).
     pub(crate) fn end_reason(&self) -> String {
-        self.ended
-            .get()
-            .cloned()
-            .unwrap_or_else(|| "connection closed".to_owned())
+        self.lost.reason().unwrap_or("connection closed").to_owned()
     }
 }
 
@@ -217,7 +249,33 @@ fn jittered_age(age: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::StreamLimit;
+    use super::{Lost, StreamLimit};
+    use std::time::Duration;
+
+    /// A waiter sees a cancel that comes before it waits, while it waits, and after it was
+    /// registered but before it slept; a clone is the same signal.
+    #[tokio::test(start_paused = true)]
+    async fn lost_wakes_its_waiters_whenever_it_is_cancelled() {
+        let before = Lost::default();
+        before.cancel();
+        let waited = tokio::time::timeout(Duration::from_secs(1), before.cancelled()).await;
+        assert!(waited.is_ok(), "a cancel before the wait was missed");
+
+        let during = Lost::default();
+        let waiter = tokio::spawn({
+            let lost = during.clone();
+            async move { lost.cancelled().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        during.cancel();
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(woken.is_ok(), "a cancel during the wait was missed");
+        assert!(during.is_cancelled());
+        during.set_reason("first".into());
+        during.set_reason("second".into());
+        assert_eq!(during.reason(), Some("first"));
+    }
 
     #[test]
     fn a_refusal_lowers_the_limit_and_accepted_streams_restore_it() {

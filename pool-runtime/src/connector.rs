@@ -18,16 +18,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{Conn, Lost};
@@ -43,23 +41,21 @@ use crate::transport::Http2;
 /// whole attempt: TCP, TLS and HTTP/2 setup, then the probe in whatever time is left.
 pub(crate) async fn connect(
     slot: &Slot,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     kill: &CancellationToken,
 ) -> Result<(Conn, Probe), String> {
     let lost = Lost::default();
     let addrs = slot.addrs();
     let preferred = addrs.first().copied();
-    let peer = Arc::new(OnceLock::new());
     let keepalive = slot.signals.keepalive.interval(settings.keepalive);
     let wire = Arc::new(Wire {
         streams: Arc::default(),
         signals: slot.signals.clone(),
         metrics: slot.metrics.clone(),
         keepalive,
-        pool: settings.name.clone(),
+        settings: settings.clone(),
     });
     let streams = wire.streams.clone();
-    let ended = Arc::new(OnceLock::new());
     let budget = settings.connect_timeout;
     let deadline = tokio::time::Instant::now() + budget;
     let timed_out = |waiting: &str| {
@@ -72,10 +68,9 @@ pub(crate) async fn connect(
         lost: lost.clone(),
         kill: kill.clone(),
         wire,
-        ended: ended.clone(),
     };
-    let opening = open(&slot.endpoint, &addrs, &peer, keepalive, io);
-    let http2 = match tokio::time::timeout_at(deadline, opening).await {
+    let opening = open(&slot.endpoint, &addrs, keepalive, io);
+    let (http2, peer) = match tokio::time::timeout_at(deadline, opening).await {
         Err(_) => {
             lost.cancel();
             return Err(timed_out(""));
@@ -84,7 +79,7 @@ pub(crate) async fn connect(
             lost.cancel();
             return Err(e);
         }
-        Ok(Ok(http2)) => http2,
+        Ok(Ok(opened)) => opened,
     };
     let interceptor = settings.interceptor.as_ref().map(|i| &i.0);
     // The deadline, not the probe's own timeout (the whole budget), ends a probe that gets
@@ -98,10 +93,7 @@ pub(crate) async fn connect(
         lost.cancel();
         return Err(why);
     }
-    Ok((
-        Conn::new(http2, lost, preferred, peer, streams, ended),
-        probe,
-    ))
+    Ok((Conn::new(http2, lost, preferred, peer, streams), probe))
 }
 
 /// What the I/O of one connection reports to.
@@ -109,27 +101,22 @@ struct Io {
     lost: Lost,
     kill: CancellationToken,
     wire: Arc<Wire>,
-    /// Why the connection ended, set by its driver task.
-    ended: Arc<OnceLock<String>>,
 }
 
 /// The ALPN protocol of HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
 
 /// TCP, then TLS for `https`, then the HTTP/2 handshake over [`WatchedIo`]; spawns the task
-/// that drives the connection.
+/// that drives the connection. Returns the connection and its peer's address.
 async fn open(
     endpoint: &EndpointSpec,
     addrs: &[SocketAddr],
-    peer: &OnceLock<SocketAddr>,
     keepalive: std::time::Duration,
     io: Io,
-) -> Result<Http2, String> {
+) -> Result<(Http2, Option<SocketAddr>), String> {
     let tcp = tcp(endpoint, addrs).await.map_err(|e| error_chain(&e))?;
     tcp.set_nodelay(true).map_err(|e| error_chain(&e))?;
-    if let Ok(addr) = tcp.peer_addr() {
-        let _ = peer.set(addr);
-    }
+    let peer = tcp.peer_addr().ok();
     let transport = &endpoint.transport;
     let stream = match &transport.tls {
         None => Stream::Plain(tcp),
@@ -149,17 +136,10 @@ async fn open(
             Stream::Tls(Box::new(stream))
         }
     };
-    let Io {
-        lost,
-        kill,
-        wire,
-        ended: reason,
-    } = io;
-    let killed = Arc::new(Killed::default());
+    let Io { lost, kill, wire } = io;
     let watched = WatchedIo {
         stream,
         lost: lost.clone(),
-        killed: killed.clone(),
         scanner: Some(FrameScanner::default()),
         wire,
     };
@@ -176,7 +156,7 @@ async fn open(
             () = kill.cancelled() => {
                 // The pool stopped: the connection's I/O fails (see `WatchedIo::killed`),
                 // failing the calls still on it.
-                killed.kill();
+                lost.kill_io();
                 connection.await
             }
         };
@@ -185,10 +165,10 @@ async fn open(
             Err(e) => format!("connection closed: {}", error_chain(&e)),
         };
         tracing::debug!(reason = %why, "HTTP/2 connection ended");
-        let _ = reason.set(why);
+        lost.set_reason(why);
         lost.cancel();
     });
-    Ok(Http2::new(send, transport.origin.clone()))
+    Ok((Http2::new(send, transport.origin.clone()), peer))
 }
 
 /// Opens the TCP connection. When the pool resolved the host, `addrs` holds the slot's
@@ -207,29 +187,6 @@ async fn tcp(endpoint: &EndpointSpec, addrs: &[SocketAddr]) -> io::Result<TcpStr
         return Err(io::Error::new(io::ErrorKind::NotFound, msg));
     }
     crate::dial::open(&resolved).await
-}
-
-/// The pool stopped: set once by a connection's driver, seen by its I/O.
-#[derive(Debug, Default)]
-struct Killed {
-    flag: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Killed {
-    fn kill(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    /// Whether the pool stopped; if not, `cx`'s task is woken when it does.
-    fn is_killed(&self, cx: &Context<'_>) -> bool {
-        if self.flag.load(Ordering::Acquire) {
-            return true;
-        }
-        self.waker.register(cx.waker());
-        self.flag.load(Ordering::Acquire)
-    }
 }
 
 /// A connection's byte stream: plain TCP, or TLS over TCP.
@@ -303,8 +260,6 @@ impl AsyncWrite for Stream {
 pub(crate) struct WatchedIo {
     stream: Stream,
     lost: Lost,
-    /// Set by the connection's driver once the pool stopped.
-    killed: Arc<Killed>,
     scanner: Option<FrameScanner>,
     wire: Arc<Wire>,
 }
@@ -318,12 +273,10 @@ impl std::fmt::Debug for WatchedIo {
 }
 
 impl WatchedIo {
-    /// An error once the pool has stopped; until then the task polling the I/O (hyper's
-    /// connection task) is registered to be woken for it. A few atomics per read or write,
-    /// on this connection alone: polling the pool's token would take a lock shared by every
-    /// connection of the pool.
+    /// An error once the pool has stopped (see [`Lost::io_killed`]); until then the task
+    /// polling the I/O (hyper's connection task) is registered to be woken for it.
     fn killed(&self, cx: &mut Context<'_>) -> Option<io::Error> {
-        if self.killed.is_killed(cx) {
+        if self.lost.io_killed(cx) {
             self.lost.cancel();
             Some(io::Error::new(
                 io::ErrorKind::ConnectionAborted,

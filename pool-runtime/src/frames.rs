@@ -19,7 +19,8 @@ pub(crate) struct Wire {
     pub(crate) metrics: Arc<PoolMetrics>,
     /// The keepalive interval this connection pings at.
     pub(crate) keepalive: Duration,
-    pub(crate) pool: String,
+    /// The pool's settings (its name, for logs).
+    pub(crate) settings: Arc<crate::settings::Settings>,
 }
 
 impl Wire {
@@ -48,7 +49,7 @@ impl Wire {
         let interval = humantime::format_duration(interval);
         if first {
             tracing::warn!(
-                pool = %self.pool,
+                pool = %self.settings.name,
                 keepalive = %humantime::format_duration(self.keepalive),
                 "the server closed a connection for pinging too often (GOAWAY too_many_pings); \
                  new connections ping every {interval}. Set connection.keepalive to at least the \
@@ -56,7 +57,7 @@ impl Wire {
                  connection.keepalive_while_idle off"
             );
         } else {
-            tracing::debug!(pool = %self.pool, "GOAWAY too_many_pings; new connections ping every {interval}");
+            tracing::debug!(pool = %self.settings.name, "GOAWAY too_many_pings; new connections ping every {interval}");
         }
     }
 }
@@ -158,7 +159,9 @@ impl FrameScanner {
             }
             _ => {}
         }
-        self.kept.clear();
+        // Freed rather than kept: SETTINGS and GOAWAY come once or twice in a connection's
+        // life, and an idle connection should not hold a buffer for them.
+        self.kept = Vec::new();
     }
 }
 

@@ -294,7 +294,7 @@ impl Slot {
             endpoint: self.endpoint.display.clone(),
             address: self
                 .conn()
-                .and_then(|c| c.peer.get().copied())
+                .and_then(|c| c.peer)
                 .or_else(|| self.preferred()),
             state: self.state(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -371,7 +371,6 @@ mod tests {
     /// retry avoiding the connection that was replaced): installing it must wake the waiters.
     #[tokio::test(start_paused = true)]
     async fn installing_a_connection_wakes_waiters() {
-        use std::sync::OnceLock;
         use std::time::Duration;
 
         use crate::conn::Lost;
@@ -392,8 +391,7 @@ mod tests {
             crate::transport::unanswered().await,
             Lost::default(),
             None,
-            Arc::new(OnceLock::new()),
-            Arc::default(),
+            None,
             Arc::default(),
         ));
         // Time is paused: a waiter nobody wakes makes the runtime idle, and the timeout fires.
