@@ -642,22 +642,9 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::Schedule;
 
     fn opts(quick: bool) -> Opts {
-        Opts {
-            quick,
-            schedule: Schedule {
-                warmup: Duration::ZERO,
-                measure: Duration::from_secs(1),
-                rounds: 1,
-            },
-            server_threads: 1,
-            bare: false,
-            only: None,
-            downtimes: None,
-            duration: None,
-        }
+        Opts::for_tests(quick, None)
     }
 
     #[test]

@@ -57,6 +57,24 @@ pub(crate) struct Opts {
 }
 
 impl Opts {
+    /// Options for unit tests: one 1 s round, no warm-up, one server thread.
+    #[cfg(test)]
+    pub(crate) fn for_tests(quick: bool, duration: Option<Duration>) -> Opts {
+        Opts {
+            quick,
+            schedule: Schedule {
+                warmup: Duration::ZERO,
+                measure: Duration::from_secs(1),
+                rounds: 1,
+            },
+            server_threads: 1,
+            bare: false,
+            only: None,
+            downtimes: None,
+            duration,
+        }
+    }
+
     pub(crate) fn server(&self, max_concurrent_streams: Option<u32>) -> ServerConfig {
         ServerConfig {
             max_concurrent_streams,

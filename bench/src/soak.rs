@@ -466,22 +466,9 @@ async fn phase(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::Schedule;
 
     fn opts(quick: bool, duration: Option<f64>) -> Opts {
-        Opts {
-            quick,
-            schedule: Schedule {
-                warmup: Duration::ZERO,
-                measure: Duration::from_secs(1),
-                rounds: 1,
-            },
-            server_threads: 1,
-            bare: false,
-            only: None,
-            downtimes: None,
-            duration: duration.map(Duration::from_secs_f64),
-        }
+        Opts::for_tests(quick, duration.map(Duration::from_secs_f64))
     }
 
     #[test]

@@ -57,7 +57,9 @@
 //                pool), handle (who keeps a pool running; the table of pools by name),
 //                registry (public lookups by name), named (NamedPool, #[grpc_pool]).
 // Its tasks:     worker (one per slot: connect, serve, refresh, back off), connector (one
-//                TCP connection per tonic Channel; dial races the addresses it may use),
+//                connection: TCP, TLS, HTTP/2, and the I/O that reports its end; dial races
+//                the addresses it may use), transport (what a call needs from a connection:
+//                origin, user-agent, deadline), frames (what the server's frames say),
 //                conn (a connection and its `lost` signal), slot (one channel's state and
 //                counters), health (probes), backoff, maintain (the maintenance task) with
 //                addresses (which slot connects where) and resize (elastic size), signals
