@@ -18,7 +18,7 @@ use crate::conn::Conn;
 use crate::error::error_chain;
 use crate::interceptor::Interceptor;
 use crate::slot::{InFlight, Slot};
-use crate::transport::{BoxError, ConnectionReplaced, DeadlineExceeded, Http2};
+use crate::transport::{BoxError, ConnectionReplaced, DeadlineExceeded};
 
 /// A channel checked out of a [`Pool`](crate::Pool): one HTTP/2 connection, shared with other
 /// calls (HTTP/2 multiplexes), counted as in flight until the response ends.
@@ -39,7 +39,6 @@ use crate::transport::{BoxError, ConnectionReplaced, DeadlineExceeded, Http2};
 /// [`unary`](crate::__private::unary) uses to retry it.
 pub struct PooledChannel {
     slot: Arc<Slot>,
-    http2: Http2,
     /// The connection (its id tells it from its successor; its `lost` token makes the
     /// worker replace it). One `Arc` clone per checkout, instead of a `CancellationToken`
     /// clone, which takes a lock.
@@ -57,7 +56,6 @@ impl PooledChannel {
     ) -> Self {
         Self {
             slot,
-            http2: conn.http2.clone(),
             conn,
             reservation: Some(reservation),
             interceptor,
@@ -90,7 +88,6 @@ impl Clone for PooledChannel {
     fn clone(&self) -> Self {
         Self {
             slot: self.slot.clone(),
-            http2: self.http2.clone(),
             conn: self.conn.clone(),
             reservation: None,
             interceptor: self.interceptor.clone(),
@@ -141,7 +138,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
         }
         let slot = self.slot.clone();
         let conn = self.conn.clone();
-        if self.http2.is_closed() {
+        if self.conn.http2.is_closed() {
             // hyper would say the same ("connection was not ready"); said here, it is proof
             // the request was never sent.
             return Box::pin(async move {
@@ -155,7 +152,9 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                 ))
             });
         }
-        let future = self.http2.send(request);
+        // hyper's sender needs `&mut` to send: a clone of the connection's, made here rather
+        // than at checkout, so a checkout (and a clone of this channel) costs none of it.
+        let future = self.conn.http2.clone().send(request);
         Box::pin(async move {
             match future.await {
                 Ok(response) => {
