@@ -23,6 +23,8 @@ pub(crate) async fn initial_addresses(settings: &Settings) -> Vec<Arc<[SocketAdd
     for endpoint in &settings.endpoints {
         let addrs = match endpoint.addr {
             Some(addr) => vec![addr],
+            // Read from etcd by the pool's discovery instead.
+            None if endpoint.etcd_prefix.is_some() => Vec::new(),
             None => resolve(settings, endpoint).await.unwrap_or_default(),
         };
         out.push(Arc::from(addrs));
@@ -50,33 +52,45 @@ async fn resolve(settings: &Settings, endpoint: &EndpointSpec) -> Option<Vec<Soc
     }
 }
 
+/// A new address set for the endpoint at an index of the pool's endpoints (from discovery).
+pub(crate) type Discovered = (usize, Arc<[SocketAddr]>);
+
 /// Re-resolves every host-name endpoint and moves slots whose addresses changed.
 pub(crate) async fn resolve_all(shared: &Shared) {
     let settings = &shared.settings;
     for (e, endpoint) in settings.endpoints.iter().enumerate() {
-        if endpoint.addr.is_some() {
+        if endpoint.addr.is_some() || endpoint.etcd_prefix.is_some() {
             continue;
         }
-        let Some(addrs) = resolve(settings, endpoint).await else {
-            continue;
-        };
-        let addrs: Arc<[SocketAddr]> = Arc::from(addrs);
-        let changed = {
-            let mut resolved = shared.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            if sorted(&resolved[e]) == sorted(&addrs) {
-                false
-            } else {
-                info!(parent: &shared.span, endpoint = %endpoint.display, from = ?resolved[e], to = ?addrs, "addresses changed");
-                resolved[e] = addrs.clone();
-                true
-            }
-        };
-        if changed {
-            // Slots change only in the maintenance task (resize), so this view stays current.
-            assign_endpoint(&shared.slots.load(), e, &addrs);
+        if let Some(addrs) = resolve(settings, endpoint).await {
+            apply(shared, e, Arc::from(addrs));
+        }
+    }
+}
+
+/// Moves the slots of endpoint `e` to `addrs` if the set changed. An empty set changes
+/// nothing: the slots keep the addresses they have rather than lose every connection.
+pub(crate) fn apply(shared: &Shared, e: usize, addrs: Arc<[SocketAddr]>) {
+    let endpoint = &shared.settings.endpoints[e];
+    if addrs.is_empty() {
+        warn!(parent: &shared.span, endpoint = %endpoint.display, "no server address left; keeping the current ones");
+        return;
+    }
+    let changed = {
+        let mut resolved = shared.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if sorted(&resolved[e]) == sorted(&addrs) {
+            false
         } else {
-            debug!(parent: &shared.span, endpoint = %endpoint.display, "addresses unchanged");
+            info!(parent: &shared.span, endpoint = %endpoint.display, from = ?resolved[e], to = ?addrs, "addresses changed");
+            resolved[e] = addrs.clone();
+            true
         }
+    };
+    if changed {
+        // Slots change only in the maintenance task (resize), so this view stays current.
+        assign_endpoint(&shared.slots.load(), e, &addrs);
+    } else {
+        debug!(parent: &shared.span, endpoint = %endpoint.display, "addresses unchanged");
     }
 }
 

@@ -180,6 +180,10 @@ async fn tcp(endpoint: &EndpointSpec, addrs: &[SocketAddr]) -> io::Result<TcpStr
     if !addrs.is_empty() {
         return crate::dial::open(addrs).await;
     }
+    if endpoint.etcd_prefix.is_some() {
+        let msg = format!("no server is registered under {}", endpoint.display);
+        return Err(io::Error::new(io::ErrorKind::NotFound, msg));
+    }
     let (host, port) = (endpoint.host.as_str(), endpoint.port);
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     if resolved.is_empty() {

@@ -70,6 +70,20 @@ pub enum PoolError {
         /// The endpoint that was asked for.
         requested: String,
     },
+    /// The addresses of an `etcd:///<prefix>` endpoint could not be read at start.
+    #[error(
+        "pool `{pool}`: could not read the servers of {endpoint} from etcd ({etcd}): {reason}"
+    )]
+    Discovery {
+        /// Pool name.
+        pool: String,
+        /// The endpoint (`etcd:///svc/echo`).
+        endpoint: String,
+        /// etcd's endpoints.
+        etcd: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl PoolError {
@@ -81,7 +95,8 @@ impl PoolError {
             | PoolError::Closed { pool }
             | PoolError::Connect { pool, .. }
             | PoolError::AlreadyRunning { pool, .. }
-            | PoolError::EndpointMismatch { pool, .. } => Some(pool),
+            | PoolError::EndpointMismatch { pool, .. }
+            | PoolError::Discovery { pool, .. } => Some(pool),
             PoolError::Config(_) => None,
         }
     }
@@ -149,7 +164,8 @@ impl From<PoolError> for tonic::Status {
             }
             PoolError::NoReadyChannel { .. }
             | PoolError::Closed { .. }
-            | PoolError::Connect { .. } => tonic::Code::Unavailable,
+            | PoolError::Connect { .. }
+            | PoolError::Discovery { .. } => tonic::Code::Unavailable,
         };
         let mut status = tonic::Status::new(code, error_chain(&err));
         status.set_source(Arc::new(err));

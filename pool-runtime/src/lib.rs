@@ -79,6 +79,8 @@ pub mod config;
 mod conn;
 mod connector;
 mod dial;
+#[cfg(feature = "etcd")]
+pub mod discovery;
 mod error;
 mod frames;
 mod handle;
@@ -106,11 +108,11 @@ mod transport;
 mod worker;
 
 pub use channel::{PooledBody, PooledChannel, ResponseFuture};
-pub use config::{PoolConfig, PoolConfigBuilder, Preset, RetryConfig, TlsConfig};
+pub use config::{EtcdConfig, PoolConfig, PoolConfigBuilder, Preset, RetryConfig, TlsConfig};
 pub use error::{ConfigError, ConnectFailure, PoolError};
 pub use named::NamedPool;
 pub use pool::Pool;
-pub use status::{ChannelState, ChannelStatus, PoolStatus};
+pub use status::{ChannelState, ChannelStatus, DiscoveredServer, DiscoveryStatus, PoolStatus};
 
 #[cfg(feature = "macros")]
 pub use grpc_pool_macros::grpc_pool;

@@ -1,21 +1,27 @@
-//! The pool's maintenance task, for pools that resolve host names or resize: re-resolves on
-//! a timer and soon after failures ([`crate::addresses`]), samples the load and
-//! resizes ([`crate::resize`]).
+//! The pool's maintenance task, for pools that resolve host names, discover servers or
+//! resize: re-resolves on a timer and soon after failures ([`crate::addresses`]), applies
+//! the address sets discovery sends, samples the load and resizes ([`crate::resize`]). Being
+//! the one task that changes slots, it needs no lock against itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::addresses;
+use crate::addresses::{self, Discovered};
 use crate::resize;
 use crate::shared::Shared;
 
 /// The shortest time between two resolutions of the same pool triggered by failures.
 const RESOLVE_FLOOR: Duration = Duration::from_secs(1);
 
-/// Runs until the pool stops. Spawned only for pools that resolve names or resize.
-pub(crate) async fn run(shared: Arc<Shared>) {
+/// Runs until the pool stops. Spawned only for pools that resolve names, discover servers
+/// (`discovered`: the address sets discovery sends) or resize.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut discovered: Option<mpsc::UnboundedReceiver<Discovered>>,
+) {
     let settings = shared.settings.clone();
     let cancel = shared.cancel.clone();
     let resolves = settings.resolves_names();
@@ -34,6 +40,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
+            Some((e, addrs)) = recv(&mut discovered) => addresses::apply(&shared, e, addrs),
             _ = sampler.tick(), if elastic => {
                 samples.push(shared.load());
                 if window_start.elapsed() >= settings.resize_interval && !samples.is_empty() {
@@ -55,5 +62,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// The next address set from discovery; pending forever without discovery.
+async fn recv(discovered: &mut Option<mpsc::UnboundedReceiver<Discovered>>) -> Option<Discovered> {
+    match discovered {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

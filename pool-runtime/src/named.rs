@@ -173,8 +173,7 @@ pub(crate) async fn connect_or_reuse(
 
 /// The endpoint as the pool displays it, for comparison.
 fn normalize(endpoint: &str) -> Result<String, ConfigError> {
-    let uri = crate::config::parse_endpoint_uri("endpoint", endpoint)?;
-    Ok(uri.to_string().trim_end_matches('/').to_owned())
+    Ok(crate::config::parse_target("endpoint", endpoint)?.display())
 }
 
 /// `connect` for generated clients (see `__private::connect_pooled`).

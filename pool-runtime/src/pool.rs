@@ -71,9 +71,24 @@ impl Pool {
         let signals = Arc::new(Signals::default());
         let metrics = Arc::new(PoolMetrics::new(&settings.name));
         let cancel = CancellationToken::new();
-        let resolved = crate::addresses::initial_addresses(&settings)
+        #[cfg(feature = "etcd")]
+        // Boxed: discovery starts a pool of its own (the connection to etcd), through here.
+        let discovery = Box::pin(crate::discovery::start(&settings))
+            .instrument(span.clone())
+            .await?;
+        #[allow(unused_mut)]
+        let mut resolved = crate::addresses::initial_addresses(&settings)
             .instrument(span.clone())
             .await;
+        #[allow(unused_mut)]
+        let mut discovery_status = Vec::new();
+        #[cfg(feature = "etcd")]
+        if let Some(started) = &discovery {
+            for (e, addrs) in &started.initial {
+                resolved[*e] = addrs.clone();
+            }
+            discovery_status.clone_from(&started.statuses);
+        }
         let slots: Vec<_> = (0..settings.size)
             .map(|i| {
                 let e = i % settings.endpoints.len();
@@ -98,6 +113,7 @@ impl Pool {
             tracker: TaskTracker::new(),
             span: span.clone(),
             interceptor: settings.interceptor.as_ref().map(|i| i.0.clone()),
+            discovery: discovery_status,
         });
         let pool = Pool {
             handle: Arc::new(Handle {
@@ -114,8 +130,16 @@ impl Pool {
         for slot in shared.slots.load().iter() {
             shared.spawn_worker(slot.clone());
         }
-        if settings.resolves_names() || settings.is_elastic() {
-            let task = crate::maintain::run(shared.clone());
+        #[allow(unused_mut)]
+        let mut discovered = None;
+        #[cfg(feature = "etcd")]
+        if let Some(started) = discovery {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            started.spawn(&shared.tracker, &shared.cancel, &tx, &span);
+            discovered = Some(rx);
+        }
+        if settings.resolves_names() || settings.discovers() || settings.is_elastic() {
+            let task = crate::maintain::run(shared.clone(), discovered);
             shared.tracker.spawn(task.instrument(span.clone()));
         }
         wait_started(&shared).instrument(span.clone()).await?;

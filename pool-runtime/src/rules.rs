@@ -205,6 +205,37 @@ pub const FIELDS: &[Field] = &[
         1,
         u32::MAX as u64,
     ),
+    of(
+        "discovery.etcd.endpoints",
+        "DISCOVERY_ETCD_ENDPOINTS",
+        Kind::List,
+    ),
+    of("discovery.etcd.user", "DISCOVERY_ETCD_USER", Kind::Text),
+    of(
+        "discovery.etcd.password",
+        "DISCOVERY_ETCD_PASSWORD",
+        Kind::Text,
+    ),
+    of(
+        "discovery.etcd.tls.ca_cert",
+        "DISCOVERY_ETCD_TLS_CA_CERT",
+        Kind::Text,
+    ),
+    of(
+        "discovery.etcd.tls.client_cert",
+        "DISCOVERY_ETCD_TLS_CLIENT_CERT",
+        Kind::Text,
+    ),
+    of(
+        "discovery.etcd.tls.client_key",
+        "DISCOVERY_ETCD_TLS_CLIENT_KEY",
+        Kind::Text,
+    ),
+    of(
+        "discovery.etcd.tls.domain",
+        "DISCOVERY_ETCD_TLS_DOMAIN",
+        Kind::Text,
+    ),
 ];
 
 /// The largest HTTP/2 flow-control window.

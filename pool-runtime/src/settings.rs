@@ -10,7 +10,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::transport::{Http2Options, Origin, Tls, Transport};
 
-use crate::config::{PoolConfig, RequestInterceptor, RetryConfig};
+use crate::config::{EtcdConfig, PoolConfig, RequestInterceptor, RetryConfig, Target};
 use crate::error::ConfigError;
 
 /// One backend: where slots connect.
@@ -27,6 +27,9 @@ pub(crate) struct EndpointSpec {
     /// The socket address when `host` is an IP address; `None` for a name, which the
     /// runtime resolves.
     pub(crate) addr: Option<std::net::SocketAddr>,
+    /// For `etcd:///<prefix>`: the prefix whose keys list the addresses (`host` and `port`
+    /// are then unused).
+    pub(crate) etcd_prefix: Option<String>,
 }
 
 /// The settings in effect for a running pool.
@@ -34,6 +37,8 @@ pub(crate) struct EndpointSpec {
 pub(crate) struct Settings {
     pub(crate) name: String,
     pub(crate) endpoints: Vec<EndpointSpec>,
+    /// The etcd cluster, when some endpoint is `etcd:///<prefix>`.
+    pub(crate) etcd: Option<EtcdConfig>,
     /// The initial number of slots (`pool.size`, or `min_size` for an elastic pool).
     pub(crate) size: usize,
     /// The fewest slots (fixed pool: `size`).
@@ -80,13 +85,21 @@ impl Settings {
     /// Validates `config` and resolves it; `name` is used when the config names no pool.
     pub(crate) fn resolve(config: &PoolConfig, name: String) -> Result<Settings, ConfigError> {
         config.validate()?;
-        let endpoints = crate::config::endpoint_uris(config)?
+        let endpoints = crate::config::endpoint_targets(config)?
             .into_iter()
-            .map(|uri| build_endpoint(config, uri))
+            .map(|target| match target {
+                Target::Uri(uri) => build_endpoint(config, uri),
+                Target::Etcd(prefix) => build_etcd_endpoint(config, prefix),
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let etcd = endpoints
+            .iter()
+            .any(|e| e.etcd_prefix.is_some())
+            .then(|| config.etcd().clone());
         Ok(Settings {
             name: config.name().map_or(name, str::to_owned),
             endpoints,
+            etcd,
             size: config.size(),
             min_size: config.min_size(),
             max_size: config.max_size(),
@@ -114,7 +127,14 @@ impl Settings {
 
     /// Whether some endpoint is a host name (the pool then re-resolves names).
     pub(crate) fn resolves_names(&self) -> bool {
-        self.endpoints.iter().any(|e| e.addr.is_none())
+        self.endpoints
+            .iter()
+            .any(|e| e.addr.is_none() && e.etcd_prefix.is_none())
+    }
+
+    /// Whether some endpoint's addresses come from a naming service (etcd).
+    pub(crate) fn discovers(&self) -> bool {
+        self.etcd.is_some()
     }
 
     /// Whether the pool sizes itself between `min_size` and `max_size`.
@@ -134,6 +154,89 @@ fn grow_threshold(max_in_flight: Option<usize>) -> f64 {
     match max_in_flight {
         Some(cap) => ((cap / 2) as f64).max(1.0),
         None => 50.0,
+    }
+}
+
+/// An `etcd:///<prefix>` endpoint. Its servers are addressed (`:authority`) by the last
+/// segment of the prefix (`echo` for `svc/echo`: the service's name, where grpc-go would
+/// send the whole prefix percent-encoded, which HTTP/2 libraries here refuse), or by the TLS
+/// domain override, which TLS needs: discovered addresses are IPs, and the certificate names
+/// the service.
+fn build_etcd_endpoint(config: &PoolConfig, prefix: String) -> Result<EndpointSpec, ConfigError> {
+    let display = format!("etcd:///{prefix}");
+    let invalid = |field: &str, value: &str, why: String| ConfigError::invalid(field, value, why);
+    let tls_config = config.tls().cloned().unwrap_or_default();
+    let authority = match tls_config.domain_name() {
+        Some(domain) => domain.parse::<Authority>().map_err(|e| {
+            invalid(
+                "endpoint.tls.domain",
+                domain,
+                format!("is not a valid authority: {e}"),
+            )
+        })?,
+        None => {
+            let name = prefix.rsplit('/').next().unwrap_or(&prefix);
+            name.parse::<Authority>().map_err(|_| ConfigError::Missing {
+                field: "endpoint.tls.domain".into(),
+                hint: format!(
+                    "the last segment of {display} ({name:?}) is not a host name to address its servers by; name one"
+                ),
+            })?
+        }
+    };
+    let (scheme, tls) = if config.tls_enabled() {
+        let Some(domain) = tls_config.domain_name() else {
+            return Err(ConfigError::Missing {
+                field: "endpoint.tls.domain".into(),
+                hint: format!(
+                    "{display} uses TLS: name the servers' certificate (discovered addresses are IPs)"
+                ),
+            });
+        };
+        let server_name = ServerName::try_from(domain.to_owned()).map_err(|e| {
+            invalid(
+                "endpoint.tls.domain",
+                domain,
+                format!("is not a DNS name or IP address: {e}"),
+            )
+        })?;
+        let tls = Tls {
+            config: Arc::new(tls_config.to_rustls()?),
+            server_name,
+        };
+        (Scheme::HTTPS, Some(tls))
+    } else {
+        (Scheme::HTTP, None)
+    };
+    Ok(EndpointSpec {
+        display,
+        transport: transport(config, scheme, authority, tls),
+        host: String::new(),
+        port: 0,
+        addr: None,
+        etcd_prefix: Some(prefix),
+    })
+}
+
+/// How the connections of an endpoint are set up.
+fn transport(
+    config: &PoolConfig,
+    scheme: Scheme,
+    authority: Authority,
+    tls: Option<Tls>,
+) -> Transport {
+    Transport {
+        origin: Arc::new(Origin::new(scheme, authority, config.request_timeout())),
+        tls,
+        http2: Http2Options {
+            keepalive_timeout: config.keepalive_timeout(),
+            keepalive_while_idle: config.keepalive_while_idle(),
+            initial_stream_window_size: config.initial_stream_window_size(),
+            initial_connection_window_size: config.initial_connection_window_size(),
+            adaptive_window: config.adaptive_window(),
+            max_frame_size: config.max_frame_size(),
+            max_header_list_size: config.max_header_list_size(),
+        },
     }
 }
 
@@ -187,25 +290,13 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
     } else {
         (Scheme::HTTP, authority, None)
     };
-    let transport = Transport {
-        origin: Arc::new(Origin::new(scheme, authority, config.request_timeout())),
-        tls,
-        http2: Http2Options {
-            keepalive_timeout: config.keepalive_timeout(),
-            keepalive_while_idle: config.keepalive_while_idle(),
-            initial_stream_window_size: config.initial_stream_window_size(),
-            initial_connection_window_size: config.initial_connection_window_size(),
-            adaptive_window: config.adaptive_window(),
-            max_frame_size: config.max_frame_size(),
-            max_header_list_size: config.max_header_list_size(),
-        },
-    };
     Ok(EndpointSpec {
         display,
-        transport,
+        transport: transport(config, scheme, authority, tls),
         host,
         port,
         addr,
+        etcd_prefix: None,
     })
 }
 

@@ -16,7 +16,7 @@ use crate::metrics::PoolMetrics;
 use crate::settings::Settings;
 use crate::signals::Signals;
 use crate::slot::Slot;
-use crate::status::{ChannelState, PoolStatus};
+use crate::status::{ChannelState, DiscoveryStatus, PoolStatus};
 
 /// Everything the pool's handles, workers and channels share.
 pub(crate) struct Shared {
@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) span: tracing::Span,
     pub(crate) interceptor: Option<Interceptor>,
+    /// What discovery reports per `etcd:///` endpoint (empty without one).
+    pub(crate) discovery: Vec<Arc<Mutex<DiscoveryStatus>>>,
 }
 
 impl Shared {
@@ -69,6 +71,11 @@ impl Shared {
         let keepalive = &self.signals.keepalive;
         status.too_many_pings = keepalive.too_many_pings();
         status.keepalive = keepalive.interval(self.settings.keepalive);
+        status.discovery = self
+            .discovery
+            .iter()
+            .map(|d| d.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect();
         status
     }
 

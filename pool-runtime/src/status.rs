@@ -132,6 +132,41 @@ pub struct PoolStatus {
     pub closed: bool,
     /// Per channel.
     pub channels: Vec<ChannelStatus>,
+    /// Per endpoint whose servers come from a naming service (`etcd:///<prefix>`): where
+    /// the addresses came from and whether the source is reachable.
+    pub discovery: Vec<DiscoveryStatus>,
+}
+
+/// The servers of one `etcd:///<prefix>` endpoint, as last read from etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiscoveryStatus {
+    /// The endpoint (`etcd:///svc/echo`).
+    pub endpoint: String,
+    /// Where the addresses come from (`etcd http://127.0.0.1:2379`).
+    pub source: String,
+    /// The servers registered, by key, in key order.
+    pub servers: Vec<DiscoveredServer>,
+    /// The etcd revision the list reflects.
+    pub revision: i64,
+    /// Changes applied since start (each moves slots to the new address set).
+    pub updates: u64,
+    /// Keys skipped because their value did not parse (each logged with its key).
+    pub malformed: u64,
+    /// Since when etcd could not be watched: the pool serves the servers above meanwhile.
+    pub unreachable_since: Option<std::time::SystemTime>,
+    /// The last error reading etcd, if any.
+    pub last_error: Option<String>,
+}
+
+/// One server of a [`DiscoveryStatus`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiscoveredServer {
+    /// The etcd key it is registered under.
+    pub key: String,
+    /// Its address (`Addr` of the value, resolved when it is a name).
+    pub address: SocketAddr,
 }
 
 impl PoolStatus {
@@ -157,6 +192,7 @@ impl PoolStatus {
             name,
             closed,
             channels,
+            discovery: Vec::new(),
         }
     }
 }
@@ -194,6 +230,33 @@ impl fmt::Display for PoolStatus {
                 f,
                 "elastic: {} slots added, {} removed",
                 self.grown, self.shrunk
+            )?;
+        }
+        for d in &self.discovery {
+            let state = match (d.unreachable_since, &d.last_error) {
+                (Some(since), error) => format!(
+                    "UNREACHABLE for {} ({}), serving the last known servers",
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        since.elapsed().unwrap_or_default().as_secs()
+                    )),
+                    error.as_deref().unwrap_or("-")
+                ),
+                (None, _) => "watching".to_owned(),
+            };
+            let servers: Vec<String> = d.servers.iter().map(|s| s.address.to_string()).collect();
+            writeln!(
+                f,
+                "{} from {} (revision {}, {} updates): {}; servers: {}",
+                d.endpoint,
+                d.source,
+                d.revision,
+                d.updates,
+                state,
+                if servers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    servers.join(", ")
+                }
             )?;
         }
         let width = self

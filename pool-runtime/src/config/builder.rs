@@ -220,6 +220,13 @@ impl PoolConfigBuilder {
         section.max_delay = Some(retry.max_delay);
         self
     }
+    /// The etcd cluster that `etcd:///<prefix>` endpoints are read from
+    /// (`[discovery.etcd]`; the endpoints need grpc-pool's `etcd` feature).
+    pub fn etcd(mut self, etcd: super::EtcdConfig) -> Self {
+        self.config.discovery.etcd = etcd;
+        self
+    }
+
     /// TLS settings (turns TLS on for host/port endpoints).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.config.endpoint.tls = Some(tls);

@@ -128,11 +128,12 @@ fn check_endpoints(config: &PoolConfig, naming: &Naming) -> Result<(), ConfigErr
     if let Some(host) = &endpoint.host {
         check_host(&n("endpoint.host"), host)?;
     }
+    let mut etcd = false;
     if let Some(uri) = &endpoint.uri {
-        parse_uri(&n("endpoint.uri"), uri)?;
+        etcd |= matches!(parse_target(&n("endpoint.uri"), uri)?, Target::Etcd(_));
     }
     for uri in &config.endpoints {
-        parse_uri(&n("endpoints"), uri)?;
+        etcd |= matches!(parse_target(&n("endpoints"), uri)?, Target::Etcd(_));
     }
     if endpoint.uri.is_some() && endpoint.host.is_some() {
         return Err(ConfigError::Conflict {
@@ -147,6 +148,17 @@ fn check_endpoints(config: &PoolConfig, naming: &Naming) -> Result<(), ConfigErr
             hint: format!("{} is set without a host", n("endpoint.port")),
         });
     }
+    let discovery = &config.discovery.etcd;
+    if etcd && discovery.endpoints.is_empty() {
+        return Err(ConfigError::Missing {
+            field: n("discovery.etcd.endpoints"),
+            hint: "an etcd:/// endpoint is read from an etcd cluster: give its client endpoints"
+                .into(),
+        });
+    }
+    if !super::schema::Section::is_empty(discovery) {
+        discovery.check(naming)?;
+    }
     Ok(())
 }
 
@@ -158,7 +170,7 @@ pub(super) fn tls_enabled(config: &PoolConfig) -> bool {
         .as_deref()
         .or(config.endpoints.first().map(String::as_str))
     {
-        if endpoint.host.is_none() {
+        if endpoint.host.is_none() && !uri.trim().starts_with("etcd://") {
             return uri.trim().starts_with("https://");
         }
     }
@@ -187,8 +199,8 @@ pub(super) fn endpoint_strings(config: &PoolConfig) -> Vec<String> {
     out
 }
 
-/// The endpoint URIs, parsed; at least one.
-pub(crate) fn endpoints(config: &PoolConfig) -> Result<Vec<Uri>, ConfigError> {
+/// The endpoints, parsed; at least one.
+pub(crate) fn endpoints(config: &PoolConfig) -> Result<Vec<Target>, ConfigError> {
     let uris = endpoint_strings(config);
     if uris.is_empty() {
         return Err(ConfigError::Missing {
@@ -201,7 +213,57 @@ pub(crate) fn endpoints(config: &PoolConfig) -> Result<Vec<Uri>, ConfigError> {
     } else {
         "endpoint.uri"
     };
-    uris.iter().map(|u| parse_uri(field, u)).collect()
+    uris.iter().map(|u| parse_target(field, u)).collect()
+}
+
+/// An endpoint as configured: a server's URI, or a key prefix in etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `http://host:port` or `https://host:port`.
+    Uri(Uri),
+    /// `etcd:///<prefix>`: the servers registered under `<prefix>/` in the etcd cluster of
+    /// `[discovery.etcd]`, in the format of grpc-go's etcd naming (`go.etcd.io/etcd/client/v3/naming`).
+    Etcd(String),
+}
+
+impl Target {
+    /// How logs, status and errors show it.
+    pub(crate) fn display(&self) -> String {
+        match self {
+            Target::Uri(uri) => uri.to_string().trim_end_matches('/').to_owned(),
+            Target::Etcd(prefix) => format!("etcd:///{prefix}"),
+        }
+    }
+}
+
+/// Parses an endpoint: an `http(s)://` URI (see [`parse_uri`]) or `etcd:///<prefix>`.
+pub(crate) fn parse_target(field: &str, value: &str) -> Result<Target, ConfigError> {
+    let Some(rest) = value.trim().strip_prefix("etcd://") else {
+        return parse_uri(field, value).map(Target::Uri);
+    };
+    let bad = |reason: &str| ConfigError::invalid(field, format!("{value:?}"), reason);
+    // grpc-go's form has no authority: etcd's own addresses are configuration, not part of
+    // the name, so one name means the same service wherever the configuration points.
+    let Some(prefix) = rest.strip_prefix('/') else {
+        return Err(bad(
+            "must be etcd:///<prefix> (three slashes; etcd's own endpoints go in discovery.etcd.endpoints)",
+        ));
+    };
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return Err(bad("has no key prefix (etcd:///<prefix>)"));
+    }
+    if prefix.contains(['?', '#', ' ']) || prefix.chars().any(char::is_control) {
+        return Err(bad(
+            "must be etcd:///<prefix> with a key prefix free of spaces, '?' and '#'",
+        ));
+    }
+    if !cfg!(feature = "etcd") {
+        return Err(bad(
+            "needs grpc-pool's `etcd` feature (grpc-pool = { features = [\"etcd\"] })",
+        ));
+    }
+    Ok(Target::Etcd(prefix.to_owned()))
 }
 
 /// Parses an endpoint URI: `http://` or `https://`, a host, an optional port, no path, no

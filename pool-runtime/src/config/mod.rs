@@ -28,6 +28,7 @@
 
 mod builder;
 mod check;
+mod etcd;
 mod load;
 mod preset;
 mod retry;
@@ -39,15 +40,18 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use builder::PoolConfigBuilder;
-pub(crate) use check::{endpoints as endpoint_uris, parse_uri as parse_endpoint_uri};
+pub(crate) use check::{
+    endpoints as endpoint_targets, parse_target, parse_uri as parse_endpoint_uri, Target,
+};
+pub use etcd::EtcdConfig;
 pub use preset::Preset;
 use preset::PRESETS;
 pub use retry::RetryConfig;
 pub use tls::TlsConfig;
 
 use crate::error::ConfigError;
-use load::Naming;
-use schema::{ConnectionSection, EndpointSection, PoolSection, Section};
+pub(crate) use load::Naming;
+use schema::{ConnectionSection, DiscoverySection, EndpointSection, PoolSection, Section};
 
 /// The configuration of a [`Pool`](crate::Pool).
 ///
@@ -70,6 +74,8 @@ pub struct PoolConfig {
     pub(crate) pool: PoolSection,
     #[serde(skip_serializing_if = "Section::is_empty")]
     pub(crate) connection: ConnectionSection,
+    #[serde(skip_serializing_if = "Section::is_empty")]
+    pub(crate) discovery: DiscoverySection,
     /// Code, not data: never serialised, shown only as present or absent.
     #[serde(skip)]
     pub(crate) interceptor: Option<RequestInterceptor>,
@@ -175,6 +181,7 @@ impl PoolConfig {
         self.endpoint.visit(f);
         self.pool.visit(f);
         self.connection.visit(f);
+        self.discovery.visit(f);
     }
 
     /// The pool name, if set.
@@ -192,6 +199,10 @@ impl PoolConfig {
     /// Whether connections use TLS (by preset, `[endpoint.tls]` or an `https://` URI).
     pub fn tls_enabled(&self) -> bool {
         check::tls_enabled(self)
+    }
+    /// The etcd cluster of `etcd:///<prefix>` endpoints (`[discovery.etcd]`).
+    pub fn etcd(&self) -> &EtcdConfig {
+        &self.discovery.etcd
     }
     /// The TLS settings, if any were given.
     pub fn tls(&self) -> Option<&TlsConfig> {
@@ -373,6 +384,7 @@ impl PoolConfig {
             endpoint: self.endpoint.or(&defaults.endpoint),
             pool: self.pool.or(&defaults.pool),
             connection: self.connection.or(&defaults.connection),
+            discovery: self.discovery.or(&defaults.discovery),
             endpoints: if has_endpoint {
                 self.endpoints
             } else {
@@ -418,6 +430,7 @@ impl fmt::Debug for PoolConfig {
             .field("resolve_interval", &self.resolve_interval())
             .field("health_check", &self.health_check())
             .field("retry", &self.retry())
+            .field("etcd", &self.discovery.etcd)
             .field("interceptor", &self.interceptor.as_ref().map(|_| "<fn>"))
             .field("resolver", &self.resolver.as_ref().map(|_| "<resolver>"))
             .finish_non_exhaustive()

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::Serializer;
 
-use super::{Preset, TlsConfig};
+use super::{EtcdConfig, Preset, TlsConfig};
 use crate::rules::show_duration;
 
 /// A counted or timed value, as validation sees it.
@@ -187,6 +187,14 @@ section! {
         #[serde(with = "duration_or_off")] resolve_interval: Option<Duration>,
         ;
         http2: Http2Section,
+    }
+}
+
+section! {
+    /// `[discovery]`: naming services that `endpoints` may point into.
+    DiscoverySection = "discovery." {
+        ;
+        etcd: EtcdConfig,
     }
 }
 

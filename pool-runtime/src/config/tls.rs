@@ -75,29 +75,35 @@ impl TlsConfig {
 
     /// Checks the files: readable, PEM, the right kind of item, certificate and key together.
     pub(crate) fn check(&self, naming: &Naming) -> Result<(), ConfigError> {
+        self.check_at(naming, "endpoint.tls")
+    }
+
+    /// [`TlsConfig::check`] for the section at `section` (`discovery.etcd.tls`).
+    pub(crate) fn check_at(&self, naming: &Naming, section: &str) -> Result<(), ConfigError> {
+        let name = |key: &str| naming.name(&format!("{section}.{key}"));
         if let Some(path) = &self.ca_cert {
-            read_certs(naming.name("endpoint.tls.ca_cert"), path)?;
+            read_certs(name("ca_cert"), path)?;
         }
         match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
-                read_certs(naming.name("endpoint.tls.client_cert"), cert)?;
-                read_key(naming.name("endpoint.tls.client_key"), key)?;
+                read_certs(name("client_cert"), cert)?;
+                read_key(name("client_key"), key)?;
             }
             (Some(_), None) => {
                 return Err(ConfigError::Missing {
-                    field: naming.name("endpoint.tls.client_key"),
+                    field: name("client_key"),
                     hint: format!(
                         "{} is set, and a client certificate needs its private key",
-                        naming.name("endpoint.tls.client_cert")
+                        name("client_cert")
                     ),
                 })
             }
             (None, Some(_)) => {
                 return Err(ConfigError::Missing {
-                    field: naming.name("endpoint.tls.client_cert"),
+                    field: name("client_cert"),
                     hint: format!(
                         "{} is set, and a private key needs its certificate",
-                        naming.name("endpoint.tls.client_key")
+                        name("client_key")
                     ),
                 })
             }
@@ -106,7 +112,7 @@ impl TlsConfig {
         if let Some(domain) = &self.domain {
             if domain.trim().is_empty() || domain.contains(['/', ' ', ':']) {
                 return Err(ConfigError::invalid(
-                    naming.name("endpoint.tls.domain"),
+                    name("domain"),
                     format!("{domain:?}"),
                     "must be a DNS name or IP address",
                 ));

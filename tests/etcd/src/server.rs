@@ -63,8 +63,10 @@ impl Etcd {
 
 /// An etcd process on 127.0.0.1 with a temporary data dir, owned by one test.
 ///
-/// Started with `--grpc-keepalive-min-time=10ms`: etcd's default policy answers client
-/// keepalive pings more frequent than every 5 s with GOAWAY(ENHANCE_YOUR_CALM, too_many_pings).
+/// [`EtcdProcess::start`] relaxes one setting, `--grpc-keepalive-min-time=10ms`, for the tests
+/// whose pools ping every 250 ms to notice a frozen etcd fast: etcd's default policy answers
+/// client pings more frequent than every 5 s with GOAWAY(ENHANCE_YOUR_CALM, too_many_pings).
+/// [`EtcdProcess::start_stock`] runs etcd with every default.
 #[derive(Debug)]
 pub struct EtcdProcess {
     bin: PathBuf,
@@ -73,6 +75,8 @@ pub struct EtcdProcess {
     peer: SocketAddr,
     child: Option<Child>,
     stopped: bool,
+    /// Whether etcd runs with its default keepalive enforcement.
+    stock: bool,
 }
 
 impl EtcdProcess {
@@ -82,6 +86,19 @@ impl EtcdProcess {
     ///
     /// When etcd is installed but does not start.
     pub async fn start_or_skip(test: &str) -> Option<EtcdProcess> {
+        Self::start_or_skip_with(test, false).await
+    }
+
+    /// [`EtcdProcess::start_or_skip`] with etcd's default settings (see [`EtcdProcess::start_stock`]).
+    ///
+    /// # Panics
+    ///
+    /// When etcd is installed but does not start.
+    pub async fn start_stock_or_skip(test: &str) -> Option<EtcdProcess> {
+        Self::start_or_skip_with(test, true).await
+    }
+
+    async fn start_or_skip_with(test: &str, stock: bool) -> Option<EtcdProcess> {
         let Some(bin) = etcd_binary() else {
             skip::unavailable(
                 test,
@@ -89,14 +106,29 @@ impl EtcdProcess {
             );
             return None;
         };
-        match EtcdProcess::start(bin).await {
+        let started = if stock {
+            EtcdProcess::start_stock(bin).await
+        } else {
+            EtcdProcess::start(bin).await
+        };
+        match started {
             Ok(p) => Some(p),
             Err(e) => panic!("{test}: etcd did not start: {e}"),
         }
     }
 
+    /// Starts `bin` with etcd's default settings (keepalive enforcement included) on two
+    /// free ports of 127.0.0.1 and waits until `/health` says true.
+    pub async fn start_stock(bin: PathBuf) -> io::Result<EtcdProcess> {
+        Self::launch(bin, true).await
+    }
+
     /// Starts `bin` on two free ports of 127.0.0.1 and waits until `/health` says true.
     pub async fn start(bin: PathBuf) -> io::Result<EtcdProcess> {
+        Self::launch(bin, false).await
+    }
+
+    async fn launch(bin: PathBuf, stock: bool) -> io::Result<EtcdProcess> {
         let mut p = EtcdProcess {
             bin,
             dir: tempfile::Builder::new()
@@ -106,6 +138,7 @@ impl EtcdProcess {
             peer: free_port()?,
             child: None,
             stopped: false,
+            stock,
         };
         p.spawn()?;
         p.wait_healthy().await?;
@@ -183,7 +216,11 @@ impl EtcdProcess {
             .open(self.log_path())?;
         let client = format!("http://{}", self.client);
         let peer = format!("http://{}", self.peer);
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if !self.stock {
+            command.arg("--grpc-keepalive-min-time=10ms");
+        }
+        let child = command
             .arg("--name=default")
             .arg(format!(
                 "--data-dir={}",
@@ -195,7 +232,6 @@ impl EtcdProcess {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=default={peer}"))
             .arg("--initial-cluster-state=new")
-            .arg("--grpc-keepalive-min-time=10ms")
             .arg("--log-level=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -279,6 +315,26 @@ fn free_port() -> io::Result<SocketAddr> {
         }
     }
     TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// The value of the gauge or counter `name` in etcd's Prometheus `/metrics` (served on the
+/// client port), or `None` when etcd does not answer or has no such metric.
+pub async fn etcd_metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let fetch = async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await?;
+        io::Result::Ok(String::from_utf8_lossy(&body).into_owned())
+    };
+    let text = tokio::time::timeout(Duration::from_secs(2), fetch)
+        .await
+        .ok()?
+        .ok()?;
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// `GET /health` over HTTP/1.1 (etcd serves it on the client port): `{"health":"true"}`.
