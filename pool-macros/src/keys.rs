@@ -18,7 +18,8 @@ pub(crate) enum Accepts {
     Bool,
     /// One of [`PRESETS`].
     Preset,
-    /// An `http://` or `https://` URI; the key may be repeated.
+    /// An `http://` or `https://` URI (for `endpoint`, also `etcd:///<prefix>`); the key may
+    /// be repeated.
     Endpoint,
     /// An environment variable prefix.
     EnvPrefix,
@@ -117,6 +118,12 @@ pub(crate) const KEYS: &[Key] = &[
         Accepts::Endpoint,
         "endpoints",
         "\"http://127.0.0.1:50051\"",
+    ),
+    builder(
+        "etcd_endpoint",
+        Accepts::Endpoint,
+        "discovery.etcd.endpoints",
+        "\"http://127.0.0.1:2379\"",
     ),
     key("env", Accepts::EnvPrefix, Target::EnvPrefix, "\"USERS\""),
     builder("min_size", Accepts::Count, "pool.min_size", "2"),

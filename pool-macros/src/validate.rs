@@ -189,7 +189,7 @@ fn value(arg: &Arg) -> syn::Result<Value> {
         }
         Accepts::Endpoint => {
             let lit = string(arg)?;
-            check_endpoint(&lit)?;
+            check_endpoint(&lit, arg.key.name == "endpoint")?;
             Ok(Value::Str(lit.value()))
         }
         Accepts::Name | Accepts::EnvPrefix => unreachable!("not a builder key: {}", arg.key.name),
@@ -285,8 +285,18 @@ fn duration(arg: &Arg) -> syn::Result<Duration> {
     Ok(value)
 }
 
-fn check_endpoint(lit: &LitStr) -> syn::Result<()> {
+/// An `http(s)://` URI; for `endpoint`, also `etcd:///<prefix>` (servers found in etcd).
+fn check_endpoint(lit: &LitStr, etcd: bool) -> syn::Result<()> {
     let text = lit.value();
+    if let (true, Some(rest)) = (etcd, text.strip_prefix("etcd://")) {
+        return match rest.strip_prefix('/').map(|p| p.trim_matches('/')) {
+            Some(prefix) if !prefix.is_empty() && !prefix.contains(['?', '#', ' ']) => Ok(()),
+            _ => Err(syn::Error::new(
+                lit.span(),
+                format!("invalid etcd endpoint {text:?}: expected etcd:///<key prefix>, e.g. \"etcd:///svc/users\""),
+            )),
+        };
+    }
     let invalid = |why: String| {
         syn::Error::new(
             lit.span(),

@@ -340,6 +340,38 @@ mod tests {
         assert_eq!(s.resolve_interval, None);
     }
 
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn an_etcd_endpoint_is_addressed_by_its_service_name_or_the_tls_domain() {
+        let etcd = || {
+            PoolConfig::builder()
+                .endpoint("etcd:///prod/svc/users")
+                .etcd_endpoint("http://127.0.0.1:2379")
+        };
+        let s = settings(etcd());
+        let e = &s.endpoints[0];
+        assert_eq!(e.display, "etcd:///prod/svc/users");
+        assert_eq!(e.etcd_prefix.as_deref(), Some("prod/svc/users"));
+        assert_eq!(e.transport.origin.authority.as_str(), "users");
+        assert!(!s.resolves_names() && s.discovers());
+        // TLS: the servers' certificate name must be given (addresses are IPs).
+        let tls = etcd().tls(crate::TlsConfig::new()).build().unwrap();
+        match Settings::resolve(&tls, "t".into()) {
+            Err(ConfigError::Missing { field, .. }) => assert_eq!(field, "endpoint.tls.domain"),
+            other => panic!("{other:?}"),
+        }
+        let tls = etcd()
+            .tls(crate::TlsConfig::new().domain("users.internal"))
+            .build()
+            .unwrap();
+        let s = Settings::resolve(&tls, "t".into()).unwrap();
+        assert_eq!(
+            s.endpoints[0].transport.origin.authority.as_str(),
+            "users.internal"
+        );
+        assert!(s.endpoints[0].transport.tls.is_some());
+    }
+
     #[test]
     fn grow_threshold_is_half_the_cap_and_at_least_one() {
         assert_eq!(grow_threshold(None), 50.0);

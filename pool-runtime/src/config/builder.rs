@@ -36,8 +36,10 @@ impl PoolConfigBuilder {
         Self { config }
     }
 
-    /// Adds a backend by URI (`http://host:port` or `https://host:port`). Called again, it
-    /// adds one more backend; slots are spread over the backends evenly.
+    /// Adds a backend by URI (`http://host:port` or `https://host:port`), or every server
+    /// registered in etcd under a prefix (`etcd:///<prefix>`, feature `etcd`, with
+    /// [`etcd_endpoint`](Self::etcd_endpoint)). Called again, it adds one more backend; slots
+    /// are spread over the backends evenly.
     pub fn endpoint(mut self, uri: &str) -> Self {
         let c = &mut self.config;
         if c.endpoint.uri.is_none() && c.endpoint.host.is_none() && c.endpoints.is_empty() {
@@ -220,6 +222,18 @@ impl PoolConfigBuilder {
         section.max_delay = Some(retry.max_delay);
         self
     }
+    /// Adds one client endpoint of the etcd cluster that `etcd:///<prefix>` endpoints are read
+    /// from (`http://host:port`, `https://host:port` or `host:port`); see [`etcd`](Self::etcd)
+    /// for credentials and TLS.
+    pub fn etcd_endpoint(mut self, endpoint: &str) -> Self {
+        self.config
+            .discovery
+            .etcd
+            .endpoints
+            .push(endpoint.to_owned());
+        self
+    }
+
     /// The etcd cluster that `etcd:///<prefix>` endpoints are read from
     /// (`[discovery.etcd]`; the endpoints need grpc-pool's `etcd` feature).
     pub fn etcd(mut self, etcd: super::EtcdConfig) -> Self {

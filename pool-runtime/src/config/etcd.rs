@@ -165,3 +165,147 @@ impl fmt::Debug for EtcdConfig {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(feature = "etcd")]
+    use std::ffi::OsString;
+
+    use crate::config::PoolConfig;
+    #[cfg(feature = "etcd")]
+    use crate::error::ConfigError;
+
+    #[cfg(feature = "etcd")]
+    fn env(vars: &[(&str, &str)]) -> Result<PoolConfig, ConfigError> {
+        let vars: Vec<(String, OsString)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        super::super::load::from_env("APP", move |key| {
+            vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn from_toml_env_and_code_alike() {
+        let toml = PoolConfig::from_toml_str(
+            r#"
+            endpoints = ["etcd:///svc/users"]
+            [discovery.etcd]
+            endpoints = ["http://10.0.0.1:2379", "10.0.0.2:2379"]
+            user = "svc"
+            "#,
+        );
+        // A user without a password is refused, naming what is missing.
+        match toml {
+            Err(ConfigError::Missing { field, .. }) => assert_eq!(field, "discovery.etcd.password"),
+            other => panic!("{other:?}"),
+        }
+        let from_env = env(&[
+            ("APP_ENDPOINTS", "etcd:///svc/users"),
+            (
+                "APP_DISCOVERY_ETCD_ENDPOINTS",
+                "http://10.0.0.1:2379, 10.0.0.2:2379",
+            ),
+            ("APP_DISCOVERY_ETCD_USER", "svc"),
+            ("APP_DISCOVERY_ETCD_PASSWORD", "s3cret"),
+        ])
+        .unwrap();
+        let from_code = PoolConfig::builder()
+            .endpoint("etcd:///svc/users")
+            .etcd_endpoint("http://10.0.0.1:2379")
+            .etcd_endpoint("10.0.0.2:2379")
+            .build()
+            .unwrap();
+        assert_eq!(from_env.etcd().endpoints(), from_code.etcd().endpoints());
+        assert_eq!(from_env.etcd().user_name(), Some("svc"));
+        assert_eq!(
+            from_env.etcd().endpoint_uris(&super::Naming::Toml).unwrap(),
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
+        // The password is neither shown nor written out.
+        let shown = format!("{from_env:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let written = toml::to_string(&from_env).unwrap();
+        assert!(!written.contains("s3cret"), "{written}");
+        assert!(written.contains("[discovery.etcd]"), "{written}");
+    }
+
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn bad_etcd_settings_name_the_field_and_value() {
+        let missing = PoolConfig::builder().endpoint("etcd:///svc/users").build();
+        match missing {
+            Err(ConfigError::Missing { field, .. }) => {
+                assert_eq!(field, "discovery.etcd.endpoints")
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing =
+            env(&[("APP_ENDPOINTS", "etcd:///svc/users")]).and_then(|c| c.validate().map(|()| c));
+        match missing {
+            Err(ConfigError::Missing { field, .. }) => {
+                assert_eq!(field, "APP_DISCOVERY_ETCD_ENDPOINTS");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (endpoint, etcd, field, value, reason) in [
+            (
+                "etcd://10.0.0.1:2379/svc",
+                "h:1",
+                "endpoints",
+                "etcd://10.0.0.1:2379/svc",
+                "three slashes",
+            ),
+            ("etcd:///", "h:1", "endpoints", "etcd:///", "no key prefix"),
+            (
+                "etcd:///svc/users",
+                "ftp://h:1",
+                "discovery.etcd.endpoints",
+                "ftp://h:1",
+                "http:// or https://",
+            ),
+            (
+                "etcd:///svc/users",
+                "h:0",
+                "discovery.etcd.endpoints",
+                "http://h:0",
+                "port 0",
+            ),
+        ] {
+            let err = PoolConfig::builder()
+                .endpoint("http://127.0.0.1:1")
+                .endpoint(endpoint)
+                .etcd_endpoint(etcd)
+                .build()
+                .unwrap_err();
+            match err {
+                ConfigError::Invalid {
+                    field: f,
+                    value: v,
+                    reason: r,
+                } => {
+                    assert_eq!(f, field);
+                    assert!(v.contains(value), "{v}");
+                    assert!(r.contains(reason), "{r}");
+                }
+                other => panic!("{endpoint} {etcd}: {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    #[test]
+    fn etcd_endpoints_without_the_feature_say_which_feature() {
+        let err = PoolConfig::builder()
+            .endpoint("etcd:///svc/users")
+            .etcd_endpoint("http://127.0.0.1:2379")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("`etcd` feature"), "{err}");
+    }
+}

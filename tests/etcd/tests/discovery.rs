@@ -213,6 +213,23 @@ async fn servers_added_and_removed_in_etcd_are_followed_under_load() {
         frozen,
         "the deregistered server still received calls"
     );
+    let status = pool.status();
+    assert_eq!(status.discovery[0].servers.len(), 3, "{status}");
+    assert!(status.discovery[0].updates >= 2, "{status}");
+
+    // Every server deregisters (they still run): an empty set must not close the pool's
+    // connections; it keeps serving on the addresses it has.
+    for registration in registrations.drain(..) {
+        registration.deregister().await.unwrap();
+    }
+    let emptied = wait_until(|| discovered(&pool).is_empty(), Duration::from_secs(2)).await;
+    assert!(emptied, "{}", pool.status());
+    let ok_empty = load.ok();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        load.ok() > ok_empty + 30,
+        "calls stopped when etcd listed no server"
+    );
     let errors = load.errors_since(Instant::now() - Duration::from_secs(60));
     report(format!(
         "discovery: add+remove: {} calls, {} errors; removed server drained in {drained_in:?}",
@@ -223,9 +240,6 @@ async fn servers_added_and_removed_in_etcd_are_followed_under_load() {
         errors.is_empty(),
         "calls failed while servers came and went: {errors:?}"
     );
-    let status = pool.status();
-    assert_eq!(status.discovery[0].servers.len(), 3, "{status}");
-    assert!(status.discovery[0].updates >= 2, "{status}");
     drop(load);
     pool.shutdown().await;
 }
@@ -461,6 +475,98 @@ async fn keys_in_grpc_gos_format_are_understood_and_malformed_ones_skipped() {
     assert!(load
         .errors_since(Instant::now() - Duration::from_secs(60))
         .is_empty());
+    drop(load);
+    pool.shutdown().await;
+    writer.shutdown().await;
+}
+
+/// The pool's connection to etcd is cut (through a proxy) while servers change and etcd
+/// compacts its history past the pool's revision: when the connection returns, the watch
+/// cannot resume, and the pool reads the prefix again and follows the new set.
+#[cfg(etcd_protos)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumed_past_a_compaction_reads_the_servers_again() {
+    use etcd_tests::etcdserverpb::{CompactionRequest, PooledKvClient, PutRequest};
+    use grpc_pool_testkit::{FaultMode, FaultProxy};
+
+    let test = "a_watch_resumed_past_a_compaction_reads_the_servers_again";
+    let Some(etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+        return;
+    };
+    let endpoint = etcd_process.endpoint();
+    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
+        .await
+        .unwrap();
+    let backends = servers(3).await;
+    let mut registrations = register_all(&etcd, &backends[..2]).await;
+    let proxy = FaultProxy::start(etcd_process.addr()).await.unwrap();
+    let pool = Pool::start(config(&proxy.uri(), PREFIX, 4)).await.unwrap();
+    let load = Load::start(&pool, 2);
+    assert_eq!(discovered(&pool).len(), 2);
+
+    proxy.set_mode(FaultMode::Reset);
+    let cut = wait_until(
+        || pool.status().discovery[0].unreachable_since.is_some(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(cut, "{}", pool.status());
+    // While the pool cannot see etcd: the third server joins, the first leaves, and etcd
+    // compacts away every revision the pool has not seen.
+    registrations.push(
+        register(&etcd, PREFIX, backends[2].addr(), TTL)
+            .await
+            .unwrap(),
+    );
+    registrations.remove(0).deregister().await.unwrap();
+    let writer = Pool::start(
+        PoolConfig::builder()
+            .endpoint(&endpoint)
+            .size(1)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let kv = PooledKvClient::new(writer.clone());
+    let revision = kv
+        .put(PutRequest {
+            key: b"unrelated".to_vec(),
+            value: b"x".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    kv.compact(CompactionRequest {
+        revision,
+        physical: true,
+    })
+    .await
+    .unwrap();
+
+    proxy.set_mode(FaultMode::PassThrough);
+    let mut want = vec![backends[1].addr(), backends[2].addr()];
+    want.sort();
+    let followed = wait_until(
+        || {
+            let mut found = discovered(&pool);
+            found.sort();
+            found == want && backends[2].stats().calls() > 0
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        followed,
+        "the pool did not read the servers again:\n{}",
+        pool.status()
+    );
+    let errors = load.errors_since(Instant::now() - Duration::from_secs(60));
+    assert!(errors.is_empty(), "{errors:?}");
     drop(load);
     pool.shutdown().await;
     writer.shutdown().await;

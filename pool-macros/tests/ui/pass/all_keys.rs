@@ -17,6 +17,9 @@ use grpc_pool::grpc_pool;
     preset = "local",
     endpoint = "http://127.0.0.1:50051",
     endpoint = "https://users.example.com:443",
+    endpoint = "etcd:///svc/users",
+    etcd_endpoint = "http://127.0.0.1:2379",
+    etcd_endpoint = "http://127.0.0.1:22379",
     env = "USERS",
 )]
 pub mod users {
