@@ -23,7 +23,7 @@ use super::wire::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest, LeaseRevokeResponse,
     PutRequest, PutResponse, RangeRequest, RangeResponse, WatchRequest, WatchResponse,
 };
-use super::EtcdError;
+use super::DiscoveryError;
 use crate::config::Naming;
 use crate::{EtcdConfig, Pool, PoolConfig, PoolStatus};
 
@@ -62,10 +62,10 @@ impl fmt::Debug for Etcd {
 impl Etcd {
     /// Connects to the cluster (every endpoint, eagerly) and logs in when a user is set.
     ///
-    /// Fails with [`EtcdError::Config`] for a bad configuration (naming the field and value),
-    /// [`EtcdError::Connect`] when no endpoint could be reached, and [`EtcdError::Rpc`] when
+    /// Fails with [`DiscoveryError::Config`] for a bad configuration (naming the field and value),
+    /// [`DiscoveryError::Connect`] when no endpoint could be reached, and [`DiscoveryError::Rpc`] when
     /// the login is refused.
-    pub async fn connect(config: &EtcdConfig) -> Result<Etcd, EtcdError> {
+    pub async fn connect(config: &EtcdConfig) -> Result<Etcd, DiscoveryError> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let name = format!("etcd-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         Self::connect_named(config, name).await
@@ -75,11 +75,11 @@ impl Etcd {
     pub(crate) async fn connect_named(
         config: &EtcdConfig,
         name: String,
-    ) -> Result<Etcd, EtcdError> {
+    ) -> Result<Etcd, DiscoveryError> {
         config.check(&Naming::Toml)?;
         let uris = config.endpoint_uris(&Naming::Toml)?;
         if uris.is_empty() {
-            return Err(EtcdError::Config(crate::ConfigError::Missing {
+            return Err(DiscoveryError::Config(crate::ConfigError::Missing {
                 field: "discovery.etcd.endpoints".into(),
                 hint: "give the etcd cluster's client endpoints".into(),
             }));
@@ -99,7 +99,7 @@ impl Etcd {
         let pool_config = builder.build()?;
         let pool = Pool::start(pool_config)
             .await
-            .map_err(|source| EtcdError::Connect {
+            .map_err(|source| DiscoveryError::Connect {
                 endpoints: endpoints.clone(),
                 source,
             })?;
@@ -112,7 +112,7 @@ impl Etcd {
             }),
         };
         if etcd.inner.credentials.is_some() {
-            etcd.token().await.map_err(|status| EtcdError::Rpc {
+            etcd.token().await.map_err(|status| DiscoveryError::Rpc {
                 op: "Auth/Authenticate",
                 status,
             })?;

@@ -59,7 +59,7 @@ use crate::{ConfigError, PoolError};
 /// A failure of [`Etcd::connect`] or [`register`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum EtcdError {
+pub enum DiscoveryError {
     /// The etcd configuration is invalid (the error names the field and value).
     #[error(transparent)]
     Config(#[from] ConfigError),

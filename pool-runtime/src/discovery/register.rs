@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::wire::LeaseKeepAliveRequest;
-use super::{encode, Etcd, EtcdError};
+use super::{encode, DiscoveryError, Etcd};
 use crate::backoff::Backoff;
 
 /// Writes the key `<prefix>/<addr>` with grpc-go's endpoint value
@@ -30,7 +30,7 @@ pub async fn register(
     prefix: &str,
     addr: impl fmt::Display,
     ttl: Duration,
-) -> Result<Registration, EtcdError> {
+) -> Result<Registration, DiscoveryError> {
     let prefix = prefix.trim_start_matches("etcd:///").trim_end_matches('/');
     let addr = addr.to_string();
     let key = format!("{prefix}/{addr}");
@@ -93,14 +93,14 @@ impl Registration {
     }
 
     /// Stops renewing and revokes the lease, deleting the key; returns once etcd did.
-    pub async fn deregister(mut self) -> Result<(), EtcdError> {
+    pub async fn deregister(mut self) -> Result<(), DiscoveryError> {
         if let Some(task) = self.task.take() {
             task.abort();
         }
         self.etcd
             .lease_revoke(self.lease_id())
             .await
-            .map_err(|status| EtcdError::Rpc {
+            .map_err(|status| DiscoveryError::Rpc {
                 op: "Lease/LeaseRevoke",
                 status,
             })
@@ -131,8 +131,8 @@ async fn put_on_lease(
     key: &str,
     value: &[u8],
     ttl: i64,
-) -> Result<(i64, i64), EtcdError> {
-    let rpc = |op| move |status| EtcdError::Rpc { op, status };
+) -> Result<(i64, i64), DiscoveryError> {
+    let rpc = |op| move |status| DiscoveryError::Rpc { op, status };
     let grant = etcd
         .lease_grant(ttl)
         .await
