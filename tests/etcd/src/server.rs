@@ -77,6 +77,8 @@ pub struct EtcdProcess {
     stopped: bool,
     /// Whether etcd runs with its default keepalive enforcement.
     stock: bool,
+    /// More flags, each relaxing one default for one test (which says why).
+    extra: Vec<String>,
 }
 
 impl EtcdProcess {
@@ -120,15 +122,36 @@ impl EtcdProcess {
     /// Starts `bin` with etcd's default settings (keepalive enforcement included) on two
     /// free ports of 127.0.0.1 and waits until `/health` says true.
     pub async fn start_stock(bin: PathBuf) -> io::Result<EtcdProcess> {
-        Self::launch(bin, true).await
+        Self::launch(bin, true, Vec::new()).await
+    }
+
+    /// [`EtcdProcess::start_stock`] plus `flags` (`--auth-token-ttl=1`), or skips loudly
+    /// (`None`) when etcd is not installed.
+    ///
+    /// # Panics
+    ///
+    /// When etcd is installed but does not start.
+    pub async fn start_stock_with_or_skip(test: &str, flags: &[&str]) -> Option<EtcdProcess> {
+        let bin = etcd_binary();
+        if bin.is_none() {
+            skip::unavailable(
+                test,
+                "etcd is not installed (no `etcd` on PATH; GRPC_POOL_ETCD_BIN unset or not a file)",
+            );
+        }
+        let flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        match Self::launch(bin?, true, flags).await {
+            Ok(p) => Some(p),
+            Err(e) => panic!("{test}: etcd did not start: {e}"),
+        }
     }
 
     /// Starts `bin` on two free ports of 127.0.0.1 and waits until `/health` says true.
     pub async fn start(bin: PathBuf) -> io::Result<EtcdProcess> {
-        Self::launch(bin, false).await
+        Self::launch(bin, false, Vec::new()).await
     }
 
-    async fn launch(bin: PathBuf, stock: bool) -> io::Result<EtcdProcess> {
+    async fn launch(bin: PathBuf, stock: bool, extra: Vec<String>) -> io::Result<EtcdProcess> {
         let mut p = EtcdProcess {
             bin,
             dir: tempfile::Builder::new()
@@ -139,6 +162,7 @@ impl EtcdProcess {
             child: None,
             stopped: false,
             stock,
+            extra,
         };
         p.spawn()?;
         p.wait_healthy().await?;
@@ -220,6 +244,7 @@ impl EtcdProcess {
         if !self.stock {
             command.arg("--grpc-keepalive-min-time=10ms");
         }
+        command.args(&self.extra);
         let child = command
             .arg("--name=default")
             .arg(format!(

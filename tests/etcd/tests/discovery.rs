@@ -634,3 +634,92 @@ fn rss_kib() -> u64 {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4)
 }
+
+/// etcd with authentication on: discovery and registration log in, a wrong password is a
+/// clear error, and an expired token is renewed by logging in again.
+#[cfg(etcd_protos)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_auth_clients_log_in_and_again_when_the_token_expires() {
+    use etcd_tests::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest,
+        PooledAuthClient,
+    };
+    use grpc_pool::discovery::DiscoveryError;
+
+    let test = "with_etcd_auth_clients_log_in_and_again_when_the_token_expires";
+    // etcd's simple tokens live 300 s after their last use; 1 s lets this test see one expire.
+    let Some(etcd_process) =
+        EtcdProcess::start_stock_with_or_skip(test, &["--auth-token-ttl=1"]).await
+    else {
+        return;
+    };
+    let endpoint = etcd_process.endpoint();
+    let admin = Pool::start(
+        PoolConfig::builder()
+            .endpoint(&endpoint)
+            .size(1)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let auth = PooledAuthClient::new(admin.clone());
+    // The root role may already exist; the other steps must succeed.
+    let _ = auth
+        .role_add(AuthRoleAddRequest {
+            name: "root".into(),
+        })
+        .await;
+    auth.user_add(AuthUserAddRequest {
+        name: "root".into(),
+        password: "rootpw".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+    admin.shutdown().await;
+
+    let wrong = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]).user("root", "nope")).await;
+    match wrong {
+        Err(DiscoveryError::Rpc { op, status }) => {
+            assert_eq!(op, "Auth/Authenticate");
+            assert!(
+                status.message().contains("authentication failed"),
+                "{status:?}"
+            );
+        }
+        other => panic!("a wrong password must fail the login: {other:?}"),
+    }
+    let etcd_config = EtcdConfig::new([endpoint.as_str()]).user("root", "rootpw");
+    let etcd = Etcd::connect(&etcd_config).await.unwrap();
+    let backends = servers(2).await;
+    let _first = register(&etcd, PREFIX, backends[0].addr(), TTL)
+        .await
+        .unwrap();
+    let pool = Pool::start(
+        PoolConfig::builder()
+            .endpoint(&format!("etcd:///{PREFIX}"))
+            .etcd(etcd_config)
+            .size(2)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(discovered(&pool), [backends[0].addr()]);
+    // Idle past the token's life: the next write gets "invalid auth token" and logs in again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _second = register(&etcd, PREFIX, backends[1].addr(), TTL)
+        .await
+        .unwrap();
+    let followed = wait_until(|| discovered(&pool).len() == 2, Duration::from_secs(2)).await;
+    assert!(followed, "{}", pool.status());
+    pool.shutdown().await;
+}
