@@ -164,16 +164,9 @@ fn grow_threshold(max_in_flight: Option<usize>) -> f64 {
 /// the service.
 fn build_etcd_endpoint(config: &PoolConfig, prefix: String) -> Result<EndpointSpec, ConfigError> {
     let display = format!("etcd:///{prefix}");
-    let invalid = |field: &str, value: &str, why: String| ConfigError::invalid(field, value, why);
     let tls_config = config.tls().cloned().unwrap_or_default();
     let authority = match tls_config.domain_name() {
-        Some(domain) => domain.parse::<Authority>().map_err(|e| {
-            invalid(
-                "endpoint.tls.domain",
-                domain,
-                format!("is not a valid authority: {e}"),
-            )
-        })?,
+        Some(domain) => domain_authority(domain)?,
         None => {
             let name = prefix.rsplit('/').next().unwrap_or(&prefix);
             name.parse::<Authority>().map_err(|_| ConfigError::Missing {
@@ -193,18 +186,7 @@ fn build_etcd_endpoint(config: &PoolConfig, prefix: String) -> Result<EndpointSp
                 ),
             });
         };
-        let server_name = ServerName::try_from(domain.to_owned()).map_err(|e| {
-            invalid(
-                "endpoint.tls.domain",
-                domain,
-                format!("is not a DNS name or IP address: {e}"),
-            )
-        })?;
-        let tls = Tls {
-            config: Arc::new(tls_config.to_rustls()?),
-            server_name,
-        };
-        (Scheme::HTTPS, Some(tls))
+        (Scheme::HTTPS, Some(tls(&tls_config, domain)?))
     } else {
         (Scheme::HTTP, None)
     };
@@ -215,6 +197,32 @@ fn build_etcd_endpoint(config: &PoolConfig, prefix: String) -> Result<EndpointSp
         port: 0,
         addr: None,
         etcd_prefix: Some(prefix),
+    })
+}
+
+/// TLS that verifies the server as `name`.
+fn tls(tls_config: &crate::TlsConfig, name: &str) -> Result<Tls, ConfigError> {
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|e| {
+        ConfigError::invalid(
+            "endpoint.tls.domain",
+            name,
+            format!("is not a DNS name or IP address: {e}"),
+        )
+    })?;
+    Ok(Tls {
+        config: Arc::new(tls_config.to_rustls()?),
+        server_name,
+    })
+}
+
+/// The TLS domain override as the `:authority` servers are addressed by.
+fn domain_authority(domain: &str) -> Result<Authority, ConfigError> {
+    domain.parse::<Authority>().map_err(|e| {
+        ConfigError::invalid(
+            "endpoint.tls.domain",
+            domain,
+            format!("is not a valid authority: {e}"),
+        )
     })
 }
 
@@ -264,27 +272,10 @@ fn build_endpoint(config: &PoolConfig, uri: Uri) -> Result<EndpointSpec, ConfigE
         // The name the server is verified as is also the name it is addressed as (grpc-go
         // and gRPC C-core do the same), so a server behind a name other than its address sees
         // the name it has a certificate for.
-        let name = tls_config.domain_name().unwrap_or(&host).to_owned();
-        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
-            invalid(
-                "endpoint.tls.domain",
-                &name,
-                format!("is not a DNS name or IP address: {e}"),
-            )
-        })?;
+        let tls = tls(&tls_config, tls_config.domain_name().unwrap_or(&host))?;
         let authority = match tls_config.domain_name() {
-            Some(domain) => domain.parse::<Authority>().map_err(|e| {
-                invalid(
-                    "endpoint.tls.domain",
-                    domain,
-                    format!("is not a valid authority: {e}"),
-                )
-            })?,
+            Some(domain) => domain_authority(domain)?,
             None => authority,
-        };
-        let tls = Tls {
-            config: Arc::new(tls_config.to_rustls()?),
-            server_name,
         };
         (Scheme::HTTPS, authority, Some(tls))
     } else {

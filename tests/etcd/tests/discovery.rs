@@ -122,6 +122,29 @@ fn discovered(pool: &Pool) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// A stock etcd of the test's own, a client of it, and `n` servers (not registered yet).
+struct Setup {
+    etcd_process: EtcdProcess,
+    endpoint: String,
+    etcd: Etcd,
+    backends: Vec<EchoServer>,
+}
+
+/// [`Setup`], or `None` (after a loud skip message) when etcd is not installed.
+async fn setup(test: &str, n: usize) -> Option<Setup> {
+    let etcd_process = EtcdProcess::start_stock_or_skip(test).await?;
+    let endpoint = etcd_process.endpoint();
+    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
+        .await
+        .unwrap();
+    Some(Setup {
+        etcd_process,
+        endpoint,
+        etcd,
+        backends: servers(n).await,
+    })
+}
+
 async fn servers(n: usize) -> Vec<EchoServer> {
     let mut out = Vec::new();
     for _ in 0..n {
@@ -142,14 +165,15 @@ async fn register_all(etcd: &Etcd, servers: &[EchoServer]) -> Vec<Registration> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_added_and_removed_in_etcd_are_followed_under_load() {
     let test = "servers_added_and_removed_in_etcd_are_followed_under_load";
-    let Some(etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+    let Some(Setup {
+        etcd_process: _etcd_process,
+        endpoint,
+        etcd,
+        mut backends,
+    }) = setup(test, 3).await
+    else {
         return;
     };
-    let endpoint = etcd_process.endpoint();
-    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
-        .await
-        .unwrap();
-    let mut backends = servers(3).await;
     let mut registrations = register_all(&etcd, &backends).await;
 
     let pool = Pool::start(config(&endpoint, PREFIX, 6)).await.unwrap();
@@ -249,14 +273,15 @@ async fn servers_added_and_removed_in_etcd_are_followed_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_leaves_when_its_lease_expires() {
     let test = "a_killed_server_leaves_when_its_lease_expires";
-    let Some(etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+    let Some(Setup {
+        etcd_process: _etcd_process,
+        endpoint,
+        etcd,
+        backends,
+    }) = setup(test, 2).await
+    else {
         return;
     };
-    let endpoint = etcd_process.endpoint();
-    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
-        .await
-        .unwrap();
-    let backends = servers(2).await;
     let _registrations = register_all(&etcd, &backends).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_registered-echo"))
         .args([endpoint.as_str(), PREFIX, &TTL.as_secs().to_string()])
@@ -316,14 +341,15 @@ async fn a_killed_server_leaves_when_its_lease_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_serves_through_an_etcd_restart_and_follows_changes_after() {
     let test = "the_pool_serves_through_an_etcd_restart_and_follows_changes_after";
-    let Some(mut etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+    let Some(Setup {
+        mut etcd_process,
+        endpoint,
+        etcd,
+        backends,
+    }) = setup(test, 3).await
+    else {
         return;
     };
-    let endpoint = etcd_process.endpoint();
-    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
-        .await
-        .unwrap();
-    let backends = servers(3).await;
     // A TTL longer than the restart: the servers' keys must outlive it.
     let _registrations = {
         let mut out = Vec::new();
@@ -490,14 +516,15 @@ async fn a_watch_resumed_past_a_compaction_reads_the_servers_again() {
     use grpc_pool_testkit::{FaultMode, FaultProxy};
 
     let test = "a_watch_resumed_past_a_compaction_reads_the_servers_again";
-    let Some(etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+    let Some(Setup {
+        etcd_process,
+        endpoint,
+        etcd,
+        backends,
+    }) = setup(test, 3).await
+    else {
         return;
     };
-    let endpoint = etcd_process.endpoint();
-    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
-        .await
-        .unwrap();
-    let backends = servers(3).await;
     let mut registrations = register_all(&etcd, &backends[..2]).await;
     let proxy = FaultProxy::start(etcd_process.addr()).await.unwrap();
     let pool = Pool::start(config(&proxy.uri(), PREFIX, 4)).await.unwrap();
@@ -577,14 +604,15 @@ async fn a_watch_resumed_past_a_compaction_reads_the_servers_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_pools_share_one_etcd_with_one_watch_each() {
     let test = "two_hundred_pools_share_one_etcd_with_one_watch_each";
-    let Some(etcd_process) = EtcdProcess::start_stock_or_skip(test).await else {
+    let Some(Setup {
+        etcd_process,
+        endpoint,
+        etcd,
+        backends,
+    }) = setup(test, 2).await
+    else {
         return;
     };
-    let endpoint = etcd_process.endpoint();
-    let etcd = Etcd::connect(&EtcdConfig::new([endpoint.as_str()]))
-        .await
-        .unwrap();
-    let backends = servers(2).await;
     let _registrations = register_all(&etcd, &backends).await;
     const POOLS: usize = 200;
     let watchers = "etcd_debugging_mvcc_watcher_total";
