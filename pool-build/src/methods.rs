@@ -115,6 +115,7 @@ fn unary(rpc: &Rpc) -> TokenStream {
         response,
     } = rpc;
     let p = runtime();
+    let method_path = format!("/{path}");
     let shape_doc = format!(" Unary `{path}` on the least-loaded ready channel.");
     quote! {
         #docs
@@ -127,6 +128,7 @@ fn unary(rpc: &Rpc) -> TokenStream {
             #p::unary(
                 &self.pool,
                 &self.options,
+                #method_path,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -151,6 +153,7 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
         response,
     } = rpc;
     let p = runtime();
+    let method_path = format!("/{path}");
     let shape_doc = format!(
         " Server-streaming `{path}`: the stream keeps its channel until it ends; a request the \
          server provably never saw is sent again on another connection, {}, as for unary calls.",
@@ -170,6 +173,7 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
             #p::unary(
                 &self.pool,
                 &self.options,
+                #method_path,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -192,6 +196,7 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
         response,
     } = rpc;
     let p = runtime();
+    let method_path = format!("/{path}");
     let shape_doc =
         format!(" Client-streaming `{path}`: the call keeps its channel until it ends.");
     quote! {
@@ -202,8 +207,9 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
             &self,
             request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-            let request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel = #p::checkout_for_stream(&self.pool, &self.options, &request).await?;
+            let mut request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel =
+                #p::checkout_for_stream(&self.pool, &self.options, #method_path, &mut request).await?;
             self.tonic_client(channel).#ident(request).await
         }
     }
@@ -220,6 +226,7 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
         response,
     } = rpc;
     let p = runtime();
+    let method_path = format!("/{path}");
     let shape_doc = format!(" Bidirectional `{path}`: the call keeps its channel until it ends.");
     quote! {
         #docs
@@ -232,8 +239,9 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
             #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
             #p::tonic::Status,
         > {
-            let request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel = #p::checkout_for_stream(&self.pool, &self.options, &request).await?;
+            let mut request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel =
+                #p::checkout_for_stream(&self.pool, &self.options, #method_path, &mut request).await?;
             self.tonic_client(channel).#ident(request).await
         }
     }
@@ -257,11 +265,12 @@ mod tests {
 
     /// The body of a method with one request message (unary, server streaming) that calls
     /// tonic's `rpc`.
-    fn retried_call(rpc: TokenStream) -> TokenStream {
+    fn retried_call(rpc: TokenStream, path: &str) -> TokenStream {
         quote!({
             ::grpc_pool::__private::unary(
                 &self.pool,
                 &self.options,
+                #path,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -274,10 +283,10 @@ mod tests {
 
     /// The body of a method with a request stream (client streaming, bidi) that calls tonic's
     /// `rpc`.
-    fn stream_call(rpc: TokenStream) -> TokenStream {
+    fn stream_call(rpc: TokenStream, path: &str) -> TokenStream {
         quote!({
-            let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool, &self.options, &request).await?;
+            let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request);
+            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool, &self.options, #path, &mut request).await?;
             self.tonic_client(channel).#rpc(request).await
         })
     }
@@ -298,7 +307,10 @@ mod tests {
                 >
             },
         );
-        assert_tokens(&f.block, retried_call(quote!(say_hello)));
+        assert_tokens(
+            &f.block,
+            retried_call(quote!(say_hello), "/pkg.v1.HelloWorld/SayHello"),
+        );
     }
 
     #[test]
@@ -320,7 +332,10 @@ mod tests {
             },
         );
         // The same body as a unary call: no `checkout_for_stream`.
-        assert_tokens(&f.block, retried_call(quote!(watch)));
+        assert_tokens(
+            &f.block,
+            retried_call(quote!(watch), "/pkg.v1.HelloWorld/Watch"),
+        );
     }
 
     #[test]
@@ -342,7 +357,10 @@ mod tests {
                 >
             },
         );
-        assert_tokens(&upload.block, stream_call(quote!(upload)));
+        assert_tokens(
+            &upload.block,
+            stream_call(quote!(upload), "/pkg.v1.HelloWorld/Upload"),
+        );
         // Only bidi returns a stream.
         let chat = method_fn(&file, "chat");
         assert_tokens(
@@ -359,7 +377,10 @@ mod tests {
                 >
             },
         );
-        assert_tokens(&chat.block, stream_call(quote!(chat)));
+        assert_tokens(
+            &chat.block,
+            stream_call(quote!(chat), "/pkg.v1.HelloWorld/Chat"),
+        );
     }
 
     #[test]
@@ -367,7 +388,10 @@ mod tests {
         let file = client_with(method("r#type", "Type", false, false));
         let f = method_fn(&file, "r#type");
         assert_tokens(&f.sig.ident, quote!(r#type));
-        assert_tokens(&f.block, retried_call(quote!(r#type)));
+        assert_tokens(
+            &f.block,
+            retried_call(quote!(r#type), "/pkg.v1.HelloWorld/Type"),
+        );
     }
 
     #[test]

@@ -56,6 +56,15 @@ pub(crate) fn expand(mut module: ItemMod, settings: &Settings) -> TokenStream {
 fn pool_items(s: &Settings) -> TokenStream {
     let name = &s.name;
     let calls = s.values.iter().map(|setting| {
+        if let Value::JsonFile(path) = &setting.value {
+            // Compiled in: the binary does not depend on the file at run time, and cargo
+            // rebuilds when it changes.
+            return quote!(.service_config_json(::core::include_str!(::core::concat!(
+                ::core::env!("CARGO_MANIFEST_DIR"),
+                "/",
+                #path
+            ))));
+        }
         let setter = syn::Ident::new(setting.key.name, Span::call_site());
         let value = argument(setting);
         quote!(.#setter(#value))
@@ -109,7 +118,7 @@ fn argument(setting: &Setting) -> TokenStream {
             let variant = syn::Ident::new(variant, Span::call_site());
             quote!(::grpc_pool::__private::Preset::#variant)
         }
-        Value::Str(text) => quote!(#text),
+        Value::Str(text) | Value::JsonFile(text) => quote!(#text),
     }
 }
 
@@ -146,7 +155,7 @@ fn summary(s: &Settings) -> String {
             Value::Count(n) => format!("{key} {n}"),
             Value::Duration(d) => format!("{key} {}", humantime::format_duration(*d)),
             Value::Preset(variant) => format!("{key} {}", variant.to_lowercase()),
-            Value::Str(text) => format!("{key} {text}"),
+            Value::Str(text) | Value::JsonFile(text) => format!("{key} {text}"),
             Value::Off | Value::Bool(_) => continue,
         };
         parts.push((rank, part));

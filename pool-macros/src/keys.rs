@@ -23,6 +23,9 @@ pub(crate) enum Accepts {
     Endpoint,
     /// An environment variable prefix.
     EnvPrefix,
+    /// A JSON file, relative to the crate's `Cargo.toml`, read and checked at compile time
+    /// and compiled in.
+    JsonFile,
 }
 
 /// Where a key's value goes.
@@ -126,6 +129,12 @@ pub(crate) const KEYS: &[Key] = &[
         "\"http://127.0.0.1:2379\"",
     ),
     key("env", Accepts::EnvPrefix, Target::EnvPrefix, "\"USERS\""),
+    builder(
+        "service_config",
+        Accepts::JsonFile,
+        "connection.service_config",
+        "\"service_config.json\"",
+    ),
     builder("min_size", Accepts::Count, "pool.min_size", "2"),
     builder("max_size", Accepts::Count, "pool.max_size", "16"),
     builder(
@@ -181,6 +190,7 @@ impl Key {
             Accepts::Duration => "a duration string",
             Accepts::DurationOrOff => "a duration string or \"off\"",
             Accepts::Endpoint => "a URI string",
+            Accepts::JsonFile => "a file path (relative to Cargo.toml)",
             Accepts::Bool => return format!("`true` or `false` for `{name}`"),
             Accepts::Preset => return format!("a string literal for `{name}`: {PRESET_CHOICES}"),
         };
@@ -208,6 +218,7 @@ mod tests {
                 Accepts::Bool => kind == rules::Kind::Bool,
                 Accepts::Preset => kind == rules::Kind::Text,
                 Accepts::Endpoint => kind == rules::Kind::List,
+                Accepts::JsonFile => kind == rules::Kind::Text,
                 Accepts::Name | Accepts::EnvPrefix => false,
             };
             assert!(

@@ -41,6 +41,8 @@ pub(crate) enum Value {
     Preset(&'static str),
     /// An endpoint URI.
     Str(String),
+    /// A JSON file's path relative to the crate root, checked to exist and parse.
+    JsonFile(String),
 }
 
 impl Settings {
@@ -192,6 +194,11 @@ fn value(arg: &Arg) -> syn::Result<Value> {
             check_endpoint(&lit, arg.key.name == "endpoint")?;
             Ok(Value::Str(lit.value()))
         }
+        Accepts::JsonFile => {
+            let lit = string(arg)?;
+            check_json_file(&lit)?;
+            Ok(Value::JsonFile(lit.value()))
+        }
         Accepts::Name | Accepts::EnvPrefix => unreachable!("not a builder key: {}", arg.key.name),
     }
 }
@@ -283,6 +290,29 @@ fn duration(arg: &Arg) -> syn::Result<Duration> {
             .map_err(|why| syn::Error::new(lit.span(), format!("`{key}` {why} (got {text:?})")))?;
     }
     Ok(value)
+}
+
+/// The file exists under the crate root (`CARGO_MANIFEST_DIR`) and holds a JSON object. Its
+/// fields are checked when the pool's configuration is built (errors name the JSON path).
+fn check_json_file(lit: &LitStr) -> syn::Result<()> {
+    let relative = lit.value();
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let path = std::path::Path::new(&root).join(&relative);
+    let fail = |why: String| syn::Error::new(lit.span(), why);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        fail(format!(
+            "cannot read service config {relative:?} (relative to the crate's Cargo.toml): {e}"
+        ))
+    })?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err(fail(format!(
+            "service config {relative}: must be a JSON object"
+        ))),
+        Err(e) => Err(fail(format!(
+            "service config {relative}: invalid JSON: {e}"
+        ))),
+    }
 }
 
 /// An `http(s)://` URI; for `endpoint`, also `etcd:///<prefix>` (servers found in etcd).

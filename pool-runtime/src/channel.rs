@@ -17,6 +17,7 @@ use crate::classify::{classify, NotSent, Verdict};
 use crate::conn::Conn;
 use crate::error::error_chain;
 use crate::interceptor::Interceptor;
+use crate::retry::Commit;
 use crate::slot::{InFlight, Slot};
 use crate::transport::{BoxError, ConnectionReplaced, DeadlineExceeded};
 
@@ -152,6 +153,8 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                 ))
             });
         }
+        // A call under a retry policy learns here when it is committed (response headers).
+        let commit = request.extensions().get::<Commit>().cloned();
         // hyper's sender needs `&mut` to send: a clone of the connection's, made here rather
         // than at checkout, so a checkout (and a clone of this channel) costs none of it.
         let future = self.conn.http2.clone().send(request);
@@ -159,6 +162,12 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             match future.await {
                 Ok(response) => {
                     conn.streams.accepted();
+                    if let Some(commit) = commit {
+                        // Trailers-Only (an error status and no message) does not commit.
+                        if !response.headers().contains_key("grpc-status") {
+                            commit.set();
+                        }
+                    }
                     let record = CallRecord::new(started, &slot, &response);
                     Ok(response.map(|body| PooledBody::new(body, guard, record)))
                 }

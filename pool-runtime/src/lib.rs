@@ -99,6 +99,7 @@ mod resize;
 pub mod resolver;
 mod retry;
 mod rules;
+mod service_config;
 mod settings;
 mod shared;
 mod signals;

@@ -35,9 +35,15 @@ impl ClientOptions {
         self.wait_for_ready = Some(on);
     }
 
-    /// This client's `wait_for_ready`, else the pool's.
-    pub(crate) fn waits_for_ready(&self, pool: &Pool) -> bool {
+    /// This client's `wait_for_ready`, else the method's `waitForReady` from the service
+    /// config, else the pool's.
+    pub(crate) fn waits_for_ready(
+        &self,
+        pool: &Pool,
+        method: Option<&crate::service_config::MethodConfig>,
+    ) -> bool {
         self.wait_for_ready
+            .or(method.and_then(|m| m.wait_for_ready))
             .unwrap_or(pool.shared().settings.wait_for_ready)
     }
 

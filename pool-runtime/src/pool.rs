@@ -114,6 +114,11 @@ impl Pool {
             span: span.clone(),
             interceptor: settings.interceptor.as_ref().map(|i| i.0.clone()),
             discovery: discovery_status,
+            throttle: settings
+                .service_config
+                .as_ref()
+                .and_then(|c| c.retry_throttling)
+                .map(crate::retry::Throttle::new),
         });
         let pool = Pool {
             handle: Arc::new(Handle {

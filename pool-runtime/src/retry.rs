@@ -1,8 +1,12 @@
-//! Transparent retry: [`unary`] sends a call again on another connection when the server
-//! provably never saw it; [`checkout_for_stream`] checks out for a call that is never retried.
-//! Both are used by generated clients (through `__private`).
+//! Retries: [`unary`] sends a call again on another connection when the server provably
+//! never saw it (transparent retry), and when the method's `retryPolicy` from the service
+//! config allows it (policy retry, gRFC A6); [`checkout_for_stream`] checks out for a call
+//! that is never retried. Both are used by generated clients (through `__private`), and both
+//! apply the method's `timeout` and `waitForReady`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,6 +20,7 @@ use crate::error::PoolError;
 use crate::options::ClientOptions;
 use crate::pool::Pool;
 use crate::rules::MAX_TRANSPARENT_RETRIES;
+use crate::service_config::{MethodConfig, RetryPolicy, RetryThrottling};
 
 /// Runs a call with one request message (unary or server-streaming) on the least-loaded
 /// channel, retrying it transparently when the server provably never saw it. For a
@@ -50,6 +55,7 @@ use crate::rules::MAX_TRANSPARENT_RETRIES;
 pub async fn unary<M, R, F, Fut>(
     pool: &Pool,
     options: &ClientOptions,
+    method: &'static str,
     request: Request<M>,
     mut call: F,
 ) -> Result<Response<R>, Status>
@@ -59,9 +65,16 @@ where
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
     let shared = pool.shared();
-    let (mut metadata, extensions, message) = request.into_parts();
-    let deadline = call_deadline(pool, &metadata);
-    let wait_for_ready = options.waits_for_ready(pool);
+    let policy = method_config(pool, method);
+    let (mut metadata, mut extensions, message) = request.into_parts();
+    let deadline = call_deadline(pool, &metadata, policy);
+    let wait_for_ready = options.waits_for_ready(pool, policy);
+    let retry = policy.and_then(|p| p.retry.as_ref());
+    let throttle = shared.throttle.as_ref().filter(|_| retry.is_some());
+    // Attempts made under the retry policy (transparent retries do not count).
+    let mut attempts = 1u32;
+    // Connections tried by earlier policy attempts: the next one prefers another.
+    let mut tried: Vec<u64> = Vec::new();
     let mut failed: Vec<u64> = Vec::new();
     // Refused streams are sent again until this (set at the first refusal).
     let mut refused_until: Option<Instant> = None;
@@ -78,13 +91,44 @@ where
             }
             metadata.insert("grpc-timeout", timeout_value(left));
         }
+        let committed = Commit::default();
+        if retry.is_some() {
+            extensions.insert(committed.clone());
+        }
         let attempt = Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
         let status = match call(channel, attempt).await {
-            Ok(response) => return Ok(response),
-            Err(status) => status,
+            Ok(response) => {
+                if let Some(throttle) = throttle {
+                    throttle.succeeded();
+                }
+                return Ok(response);
+            }
+            Err(status) => at_deadline(status, deadline),
         };
         match never_sent(&status) {
-            None => return Err(status),
+            None => {
+                let Some(retry) = retry else {
+                    return Err(status);
+                };
+                let pause = match policy_retry(retry, throttle, &status, attempts, &committed) {
+                    Ok(pause) => pause,
+                    Err(why) => {
+                        debug!(pool = %pool.name(), method, attempts, code = ?status.code(), why, "not retried");
+                        return Err(status);
+                    }
+                };
+                if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                    return Err(status);
+                }
+                tokio::time::sleep(pause).await;
+                attempts += 1;
+                tried.push(conn);
+                metadata.insert(
+                    "grpc-previous-rpc-attempts",
+                    MetadataValue::from(attempts - 1),
+                );
+                debug!(pool = %pool.name(), method, attempt = attempts, code = ?status.code(), ?pause, "retrying under the method's retry policy");
+            }
             Some(NotSentBecause::Refused) => {
                 let until = *refused_until.get_or_insert_with(|| {
                     deadline.unwrap_or_else(|| Instant::now() + shared.settings.checkout_timeout)
@@ -111,7 +155,8 @@ where
             }
         }
         let wait = refused_until.map_or(deadline, |until| Some(deadline.unwrap_or(until)));
-        channel = match crate::balance::checkout(shared, &failed, wait, wait_for_ready).await {
+        let avoid: Vec<u64> = failed.iter().chain(&tried).copied().collect();
+        channel = match crate::balance::checkout(shared, &avoid, wait, wait_for_ready).await {
             Ok(channel) => channel,
             // Out of time: say so.
             Err(e @ PoolError::CheckoutTimeout { .. }) => return Err(Status::from(e)),
@@ -121,17 +166,123 @@ where
     }
 }
 
-/// When a call with `metadata` must end: its `grpc-timeout` or the pool's `request_timeout`
-/// from now, whichever is sooner.
-fn call_deadline(pool: &Pool, metadata: &MetadataMap) -> Option<Instant> {
+/// Whether a failed attempt may be retried under `retry` (A6), and after what pause: its code
+/// is retryable, attempts remain, no response headers arrived (the call is committed once
+/// they do), throttling allows it, and the server's pushback (`grpc-retry-pushback-ms`) does
+/// not forbid it. The error says why not.
+fn policy_retry(
+    retry: &RetryPolicy,
+    throttle: Option<&Throttle>,
+    status: &Status,
+    attempts: u32,
+    committed: &Commit,
+) -> Result<Duration, &'static str> {
+    if !retry.retryable.contains(status.code()) {
+        return Err("its status is not retryable");
+    }
+    // Counted whatever happens next: the server failed with a retryable code.
+    let allowed = throttle.is_none_or(Throttle::failed);
+    if committed.is() {
+        return Err("the response headers had arrived (the call was committed)");
+    }
+    if attempts >= retry.max_attempts {
+        return Err("no attempt is left");
+    }
+    if !allowed {
+        return Err("retries are throttled (too many failures)");
+    }
+    match status.metadata().get("grpc-retry-pushback-ms") {
+        None => Ok(retry.backoff(attempts)),
+        Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            // A negative or malformed pushback means: do not retry.
+            None => Err("the server's pushback forbids a retry"),
+        },
+    }
+}
+
+/// A call the server cancelled once its deadline had passed ended because of the deadline:
+/// tonic servers answer an expired `grpc-timeout` with `CANCELLED` ("Timeout expired"), often
+/// just before the client's own timer fires. gRPC says the client sees `DEADLINE_EXCEEDED`.
+fn at_deadline(status: Status, deadline: Option<Instant>) -> Status {
+    match deadline {
+        Some(d) if status.code() == tonic::Code::Cancelled && Instant::now() >= d => {
+            Status::deadline_exceeded(format!(
+                "deadline exceeded (the server cancelled the call at it: {})",
+                status.message()
+            ))
+        }
+        _ => status,
+    }
+}
+
+/// The service config's entry for `method`, if any.
+fn method_config<'p>(pool: &'p Pool, method: &str) -> Option<&'p MethodConfig> {
+    let config = pool.shared().settings.service_config.as_ref()?;
+    config.method(method).map(|m| &**m)
+}
+
+/// When a call with `metadata` must end: its `grpc-timeout`, the method's `timeout` or the
+/// pool's `request_timeout` from now, whichever is soonest.
+fn call_deadline(
+    pool: &Pool,
+    metadata: &MetadataMap,
+    policy: Option<&MethodConfig>,
+) -> Option<Instant> {
     let timeout = [
         grpc_timeout(metadata),
+        policy.and_then(|p| p.timeout),
         pool.shared().settings.request_timeout,
     ]
     .into_iter()
     .flatten()
     .min();
     timeout.map(|t| Instant::now() + t)
+}
+
+/// Set by [`PooledChannel`] when an attempt's response headers arrive (not a Trailers-Only
+/// response): from then on the call is committed and no policy retry sends it again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Commit(Arc<AtomicBool>);
+
+impl Commit {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A pool's retry throttle (`retryThrottling`, gRFC A6): each failure with a retryable code
+/// takes a token, each success gives back `token_ratio`; retries happen only while more than
+/// half the tokens are left.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    config: RetryThrottling,
+    tokens: Mutex<f64>,
+}
+
+impl Throttle {
+    pub(crate) fn new(config: RetryThrottling) -> Self {
+        Self {
+            config,
+            tokens: Mutex::new(config.max_tokens),
+        }
+    }
+
+    /// Records a failure; whether a retry is still allowed.
+    fn failed(&self) -> bool {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        *tokens = (*tokens - 1.0).max(0.0);
+        *tokens > self.config.max_tokens / 2.0
+    }
+
+    fn succeeded(&self) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        *tokens = (*tokens + self.config.token_ratio).min(self.config.max_tokens);
+    }
 }
 
 /// The `grpc-timeout` of a request, if it has a valid one.
@@ -151,10 +302,20 @@ fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
 pub async fn checkout_for_stream<M>(
     pool: &Pool,
     options: &ClientOptions,
-    request: &Request<M>,
+    method: &'static str,
+    request: &mut Request<M>,
 ) -> Result<PooledChannel, Status> {
-    let deadline = call_deadline(pool, request.metadata());
-    let wait_for_ready = options.waits_for_ready(pool);
+    let policy = method_config(pool, method);
+    let deadline = call_deadline(pool, request.metadata(), policy);
+    if let (Some(deadline), Some(_)) = (deadline, policy.and_then(|p| p.timeout)) {
+        // The method's timeout bounds the stream too: the server and the transport learn it
+        // from `grpc-timeout`.
+        let left = deadline.saturating_duration_since(Instant::now());
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", timeout_value(left));
+    }
+    let wait_for_ready = options.waits_for_ready(pool, policy);
     crate::balance::checkout(pool.shared(), &[], deadline, wait_for_ready)
         .await
         .map_err(Status::from)

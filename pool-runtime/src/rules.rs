@@ -205,6 +205,7 @@ pub const FIELDS: &[Field] = &[
         1,
         u32::MAX as u64,
     ),
+    of("connection.service_config", "SERVICE_CONFIG", Kind::Text),
     of(
         "discovery.etcd.endpoints",
         "DISCOVERY_ETCD_ENDPOINTS",

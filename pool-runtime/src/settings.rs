@@ -10,8 +10,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::transport::{Http2Options, Origin, Tls, Transport};
 
-use crate::config::{EtcdConfig, PoolConfig, RequestInterceptor, RetryConfig, Target};
+use crate::config::{EtcdConfig, Naming, PoolConfig, RequestInterceptor, RetryConfig, Target};
 use crate::error::ConfigError;
+use crate::service_config::ServiceConfig;
 
 /// One backend: where slots connect.
 #[derive(Clone, Debug)]
@@ -39,6 +40,9 @@ pub(crate) struct Settings {
     pub(crate) endpoints: Vec<EndpointSpec>,
     /// The etcd cluster, when some endpoint is `etcd:///<prefix>`.
     pub(crate) etcd: Option<EtcdConfig>,
+    /// Call policies by method (`PoolConfigBuilder::service_config_json`,
+    /// `connection.service_config`).
+    pub(crate) service_config: Option<Arc<ServiceConfig>>,
     /// The initial number of slots (`pool.size`, or `min_size` for an elastic pool).
     pub(crate) size: usize,
     /// The fewest slots (fixed pool: `size`).
@@ -96,10 +100,17 @@ impl Settings {
             .iter()
             .any(|e| e.etcd_prefix.is_some())
             .then(|| config.etcd().clone());
+        let service_config = config.service_config(&Naming::Toml)?.map(|c| {
+            for field in &c.unknown {
+                tracing::warn!(field = %field, "service config: unknown field ignored");
+            }
+            Arc::new(c)
+        });
         Ok(Settings {
             name: config.name().map_or(name, str::to_owned),
             endpoints,
             etcd,
+            service_config,
             size: config.size(),
             min_size: config.min_size(),
             max_size: config.max_size(),

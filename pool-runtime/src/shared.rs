@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) interceptor: Option<Interceptor>,
     /// What discovery reports per `etcd:///` endpoint (empty without one).
     pub(crate) discovery: Vec<Arc<Mutex<DiscoveryStatus>>>,
+    /// The service config's `retryThrottling`, shared by every call of the pool.
+    pub(crate) throttle: Option<crate::retry::Throttle>,
 }
 
 impl Shared {

@@ -120,9 +120,13 @@ async fn in_flight_returns_to_zero_after_a_call_hits_its_deadline() {
     let mut request = tonic::Request::new(echo("slow", 2_000));
     request.set_timeout(Duration::from_millis(50));
     let options = grpc_pool::__private::ClientOptions::new();
-    let status = grpc_pool::__private::unary(&pool, &options, request, |ch, req| async move {
-        EchoClient::new(ch).unary(req).await
-    })
+    let status = grpc_pool::__private::unary(
+        &pool,
+        &options,
+        "/grpcpool.test.v1.Echo/Unary",
+        request,
+        |ch, req| async move { EchoClient::new(ch).unary(req).await },
+    )
     .await
     .unwrap_err();
     assert!(

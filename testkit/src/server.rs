@@ -161,6 +161,8 @@ pub struct EchoService {
     stats: Arc<ServerStats>,
     delay: Duration,
     failing: Arc<AtomicBool>,
+    /// Calls seen per `message`, for `fail_attempts`.
+    attempts: Arc<std::sync::Mutex<HashMap<String, u32>>>,
 }
 
 impl EchoService {
@@ -174,6 +176,27 @@ impl EchoService {
             tokio::time::sleep(d).await;
         }
     }
+    /// `check_fail` with the unary extras: `fail_attempts` and `pushback_ms`.
+    fn check_unary_fail(&self, req: &EchoRequest) -> Result<(), Status> {
+        if req.fail_attempts > 0 {
+            let mut seen = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+            let n = seen.entry(req.message.clone()).or_insert(0);
+            *n += 1;
+            if *n > req.fail_attempts {
+                return self.check_fail(0);
+            }
+        }
+        let mut result = self.check_fail(req.fail_code);
+        if let (Err(status), false) = (&mut result, req.pushback_ms.is_empty()) {
+            if let Ok(value) = req.pushback_ms.parse() {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value);
+            }
+        }
+        result
+    }
+
     fn check_fail(&self, code: i32) -> Result<(), Status> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(Status::unavailable("server set to fail every call"));
@@ -197,7 +220,7 @@ impl Echo for EchoService {
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let req = req.into_inner();
         self.pause(req.delay_ms).await;
-        let result = self.check_fail(req.fail_code);
+        let result = self.check_unary_fail(&req);
         guard.done();
         result?;
         Ok(Response::new(EchoReply {
@@ -387,6 +410,7 @@ impl EchoServerBuilder {
             stats: stats.clone(),
             delay: self.delay,
             failing: failing.clone(),
+            attempts: Arc::default(),
         };
 
         let mut builder = Server::builder()

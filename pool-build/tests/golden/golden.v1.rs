@@ -710,6 +710,7 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::unary(
                 &self.pool,
                 &self.options,
+                "/golden.v1.Greeter/SayHello",
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -733,6 +734,7 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::unary(
                 &self.pool,
                 &self.options,
+                "/golden.v1.Greeter/LotsOfReplies",
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -751,13 +753,14 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::tonic::Response<HelloReply>,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+        let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
             request,
         );
         let channel = ::grpc_pool::__private::checkout_for_stream(
                 &self.pool,
                 &self.options,
-                &request,
+                "/golden.v1.Greeter/Collect",
+                &mut request,
             )
             .await?;
         self.tonic_client(channel).collect(request).await
@@ -774,13 +777,14 @@ impl PooledGreeterClient {
         >,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+        let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
             request,
         );
         let channel = ::grpc_pool::__private::checkout_for_stream(
                 &self.pool,
                 &self.options,
-                &request,
+                "/golden.v1.Greeter/Chat",
+                &mut request,
             )
             .await?;
         self.tonic_client(channel).chat(request).await
@@ -798,6 +802,7 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::unary(
                 &self.pool,
                 &self.options,
+                "/golden.v1.Greeter/Type",
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);

@@ -222,6 +222,15 @@ impl PoolConfigBuilder {
         section.max_delay = Some(retry.max_delay);
         self
     }
+    /// Call policies from a gRPC service config in its standard JSON form (the text grpc-go
+    /// and grpc-java clients take): per-method `timeout`, `waitForReady` and `retryPolicy`,
+    /// and `retryThrottling`. Checked by [`build`](Self::build): an error names the JSON path
+    /// and value. Takes precedence over a file named by `connection.service_config`.
+    pub fn service_config_json(mut self, json: &str) -> Self {
+        self.config.service_config_json = Some(json.to_owned());
+        self
+    }
+
     /// Adds one client endpoint of the etcd cluster that `etcd:///<prefix>` endpoints are read
     /// from (`http://host:port`, `https://host:port` or `host:port`); see [`etcd`](Self::etcd)
     /// for credentials and TLS.

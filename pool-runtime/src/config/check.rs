@@ -27,6 +27,7 @@ pub(super) fn check(config: &PoolConfig, naming: &Naming) -> Result<(), ConfigEr
     if let Some(tls) = &config.endpoint.tls {
         tls.check(naming)?;
     }
+    config.service_config(naming)?;
     check_scheme_consistency(config, naming)
 }
 

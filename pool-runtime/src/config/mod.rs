@@ -82,6 +82,10 @@ pub struct PoolConfig {
     /// Code, not data: never serialised, shown only as present or absent.
     #[serde(skip)]
     pub(crate) resolver: Option<crate::resolver::ResolverHook>,
+    /// A service config given as text in code ([`PoolConfigBuilder::service_config_json`]);
+    /// files are named by `connection.service_config`.
+    #[serde(skip)]
+    pub(crate) service_config_json: Option<String>,
 }
 
 /// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
@@ -199,6 +203,26 @@ impl PoolConfig {
     /// Whether connections use TLS (by preset, `[endpoint.tls]` or an `https://` URI).
     pub fn tls_enabled(&self) -> bool {
         check::tls_enabled(self)
+    }
+    /// The service config, parsed: from [`PoolConfigBuilder::service_config_json`], else the
+    /// file named by `connection.service_config` (`None` when neither is set).
+    pub(crate) fn service_config(
+        &self,
+        naming: &Naming,
+    ) -> Result<Option<crate::service_config::ServiceConfig>, ConfigError> {
+        if let Some(json) = &self.service_config_json {
+            return crate::service_config::parse("service_config_json", json).map(Some);
+        }
+        let Some(path) = &self.connection.service_config else {
+            return Ok(None);
+        };
+        let field = naming.name("connection.service_config");
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            field: field.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        crate::service_config::parse(&format!("{field} ({})", path.display()), &text).map(Some)
     }
     /// The etcd cluster of `etcd:///<prefix>` endpoints (`[discovery.etcd]`).
     pub fn etcd(&self) -> &EtcdConfig {
@@ -392,6 +416,9 @@ impl PoolConfig {
             },
             interceptor: self.interceptor.or_else(|| defaults.interceptor.clone()),
             resolver: self.resolver.or_else(|| defaults.resolver.clone()),
+            service_config_json: self
+                .service_config_json
+                .or_else(|| defaults.service_config_json.clone()),
         };
         if !keep_default_size {
             merged.pool.size = None;
@@ -433,6 +460,11 @@ impl fmt::Debug for PoolConfig {
             .field("etcd", &self.discovery.etcd)
             .field("interceptor", &self.interceptor.as_ref().map(|_| "<fn>"))
             .field("resolver", &self.resolver.as_ref().map(|_| "<resolver>"))
+            .field("service_config", &self.connection.service_config)
+            .field(
+                "service_config_json",
+                &self.service_config_json.as_ref().map(|_| "<json>"),
+            )
             .finish_non_exhaustive()
     }
 }

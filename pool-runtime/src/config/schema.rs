@@ -185,6 +185,7 @@ section! {
         health_service: String,
         #[serde(with = "duration_or_off")] max_connection_age: Option<Duration>,
         #[serde(with = "duration_or_off")] resolve_interval: Option<Duration>,
+        service_config: PathBuf,
         ;
         http2: Http2Section,
     }

@@ -35,7 +35,7 @@ pub fn echo(message: &str, delay_ms: u32) -> EchoRequest {
     EchoRequest {
         message: message.to_owned(),
         delay_ms,
-        fail_code: 0,
+        ..Default::default()
     }
 }
 
@@ -45,6 +45,7 @@ pub async fn unary(pool: &Pool, request: EchoRequest) -> Result<EchoReply, Statu
     grpc_pool::__private::unary(
         pool,
         &options,
+        "/grpcpool.test.v1.Echo/Unary",
         Request::new(request),
         |channel, request| async move { EchoClient::new(channel).unary(request).await },
     )

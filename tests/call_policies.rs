@@ -1,0 +1,332 @@
+//! Call policies from a gRPC service config (gRFC A2, A6) against a real server: per-method
+//! retries (attempts, retryable codes, pushback, throttling, `grpc-previous-rpc-attempts`),
+//! per-method timeouts and `waitForReady`.
+mod support;
+
+use std::time::Duration;
+
+use grpc_pool::{ChannelState, Pool, RetryConfig};
+use grpc_pool_testkit::{wait_until, EchoServer};
+use support::echo::{EchoRequest, PooledEchoClient, StreamRequest};
+use support::fast;
+use tokio::time::Instant;
+use tonic::Code;
+
+const UNARY: &str = r#"{"service": "grpcpool.test.v1.Echo", "method": "Unary"}"#;
+
+/// A service config giving Unary a retry policy of `attempts` on `codes`, backoff 10..50 ms.
+fn retry_config(attempts: u32, codes: &str, extra: &str) -> String {
+    format!(
+        r#"{{
+          "methodConfig": [{{
+            "name": [{UNARY}],
+            "retryPolicy": {{
+              "maxAttempts": {attempts},
+              "initialBackoff": "0.01s",
+              "maxBackoff": "0.05s",
+              "backoffMultiplier": 2,
+              "retryableStatusCodes": [{codes}]
+            }}
+          }}]{extra}
+        }}"#
+    )
+}
+
+async fn pool(server: &EchoServer, name: &str, service_config: &str) -> Pool {
+    let config = fast(name, &server.uri(), 3)
+        .service_config_json(service_config)
+        .build()
+        .unwrap();
+    support::start(config).await
+}
+
+/// A request the server fails with `code` the first `fails` times it sees `message`.
+fn failing(message: &str, code: Code, fails: u32) -> EchoRequest {
+    EchoRequest {
+        message: message.to_owned(),
+        fail_code: code as i32,
+        fail_attempts: fails,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_failing_twice_succeeds_on_the_third_attempt_and_the_server_sees_the_count() {
+    let server = EchoServer::start().await.unwrap();
+    server.stats().record_header("grpc-previous-rpc-attempts");
+    let pool = pool(&server, "policy-3", &retry_config(3, "\"UNAVAILABLE\"", "")).await;
+    let client = PooledEchoClient::new(pool.clone());
+
+    let reply = client
+        .unary(failing("three", Code::Unavailable, 2))
+        .await
+        .expect("the third attempt succeeds");
+    assert_eq!(reply.into_inner().message, "three");
+    assert_eq!(server.stats().calls(), 3);
+    let attempts: Vec<String> = server
+        .stats()
+        .headers()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(attempts, ["", "1", "2"], "the first attempt carries none");
+    // Each attempt went to another connection (3 channels, all READY).
+    let connections = server.stats().connections();
+    assert!(
+        connections.len() == 3 && connections.values().all(|c| c.calls == 1),
+        "{connections:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_attempts_the_same_call_fails() {
+    let server = EchoServer::start().await.unwrap();
+    let pool = pool(&server, "policy-2", &retry_config(2, "\"UNAVAILABLE\"", "")).await;
+    let status = PooledEchoClient::new(pool)
+        .unary(failing("two", Code::Unavailable, 2))
+        .await
+        .expect_err("two attempts both fail");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.stats().calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_not_listed_is_not_retried() {
+    let server = EchoServer::start().await.unwrap();
+    let pool = pool(
+        &server,
+        "policy-code",
+        &retry_config(5, "\"UNAVAILABLE\"", ""),
+    )
+    .await;
+    let status = PooledEchoClient::new(pool)
+        .unary(failing("internal", Code::Internal, 1))
+        .await
+        .expect_err("INTERNAL is not retryable here");
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(server.stats().calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pushback_sets_the_pause_and_a_negative_one_stops_retries() {
+    let server = EchoServer::start().await.unwrap();
+    let pool = pool(
+        &server,
+        "policy-pushback",
+        &retry_config(3, "\"UNAVAILABLE\"", ""),
+    )
+    .await;
+    let client = PooledEchoClient::new(pool);
+
+    // Pushback 300 ms: the retry waits that long, not the policy's 10..50 ms backoff.
+    let mut request = failing("pushed", Code::Unavailable, 1);
+    request.pushback_ms = "300".into();
+    let started = Instant::now();
+    client.unary(request).await.expect("the retry succeeds");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "retried after {took:?}");
+    assert_eq!(server.stats().calls(), 2);
+
+    // A negative pushback: the server says do not retry.
+    let mut request = failing("stop", Code::Unavailable, 1);
+    request.pushback_ms = "-1".into();
+    let status = client.unary(request).await.expect_err("not retried");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.stats().calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_stops_retries_when_the_server_fails_everything() {
+    let server = EchoServer::start().await.unwrap();
+    let throttling = r#", "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}"#;
+    let pool = pool(
+        &server,
+        "policy-throttle",
+        &retry_config(5, "\"UNAVAILABLE\"", throttling),
+    )
+    .await;
+    let client = PooledEchoClient::new(pool);
+    server.set_failing(true);
+    for i in 0..20 {
+        let status = client
+            .unary(failing(&format!("t{i}"), Code::Unavailable, 0))
+            .await
+            .expect_err("the server fails every call");
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+    // Tokens start at 10, each failure takes one, retries need more than 5 left: the first
+    // call makes its 5 attempts (tokens 9, 8, 7, 6 allow a retry, 5 does not), every later
+    // call one. Without throttling: 100.
+    assert_eq!(server.stats().calls(), 5 + 19);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_timeout_bounds_calls_that_set_none() {
+    let server = EchoServer::start().await.unwrap();
+    let config = format!(
+        r#"{{"methodConfig": [
+            {{"name": [{UNARY}], "timeout": "0.1s"}},
+            {{"name": [{{"service": "grpcpool.test.v1.Echo"}}], "timeout": "5s"}}
+        ]}}"#
+    );
+    let pool = pool(&server, "policy-timeout", &config).await;
+    let client = PooledEchoClient::new(pool);
+    let slow = EchoRequest {
+        message: "slow".into(),
+        delay_ms: 2_000,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let status = client
+        .unary(slow.clone())
+        .await
+        .expect_err("0.1 s is too short");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The call's own, shorter deadline still wins.
+    let mut request = tonic::Request::new(slow);
+    request.set_timeout(Duration::from_millis(20));
+    let started = Instant::now();
+    let status = client.unary(request).await.expect_err("20 ms");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(
+        started.elapsed() < Duration::from_millis(90),
+        "{:?}",
+        started.elapsed()
+    );
+    // A fast call is untouched.
+    client
+        .unary(EchoRequest {
+            message: "fast".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// `waitForReady` from the service config, both ways, while every channel backs off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_ready_from_the_service_config_both_ways() {
+    let server = EchoServer::start().await.unwrap();
+    let addr = server.addr();
+    let config = format!(
+        r#"{{"methodConfig": [
+            {{"name": [{UNARY}], "waitForReady": true}},
+            {{"name": [{{}}], "waitForReady": false}}
+        ]}}"#
+    );
+    let pool_config = fast("policy-wfr", &server.uri(), 2)
+        .retry(RetryConfig::new(
+            1000,
+            Duration::from_millis(400),
+            Duration::from_millis(800),
+        ))
+        .checkout_timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(5))
+        // The pool says wait; the service config's default entry overrides it.
+        .wait_for_ready(true)
+        .service_config_json(&config)
+        .build()
+        .unwrap();
+    let pool = support::start(pool_config).await;
+    server.kill().await;
+    let backing_off = wait_until(
+        || {
+            pool.status()
+                .channels
+                .iter()
+                .all(|c| c.state == ChannelState::Backoff)
+        },
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(backing_off, "{}", pool.status());
+    let client = PooledEchoClient::new(pool.clone());
+
+    // The default entry says false: a server-streaming call fails at once.
+    let started = Instant::now();
+    let status = client
+        .server_stream(StreamRequest {
+            message: "stream".into(),
+            count: 1,
+            interval_ms: 0,
+        })
+        .await
+        .expect_err("nothing is ready");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Unary says true: the call waits, and succeeds once the server is back.
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .unary(EchoRequest {
+                    message: "waited".into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the call must wait for a READY channel"
+    );
+    let _server = EchoServer::builder().bind(addr).start().await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(4), waiting)
+        .await
+        .expect("the waiting call ends")
+        .unwrap()
+        .expect("and succeeds");
+    assert_eq!(reply.into_inner().message, "waited");
+}
+
+#[test]
+fn a_bad_service_config_is_a_config_error_naming_the_json_path() {
+    let err = grpc_pool::PoolConfig::builder()
+        .endpoint("http://127.0.0.1:1")
+        .service_config_json(&retry_config(1, "\"UNAVAILABLE\"", ""))
+        .build()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("methodConfig[0].retryPolicy.maxAttempts") && text.contains("at least 2"),
+        "{text}"
+    );
+}
+
+/// The service config named in the attribute is compiled in and applies to the named pool.
+#[allow(missing_docs, clippy::all)]
+#[grpc_pool::grpc_pool(
+    name = "policy-attribute",
+    service_config = "tests/data/call_policies.json"
+)]
+pub mod echo_with_policies {
+    grpc_pool::include_proto!("grpcpool.test.v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attributes_service_config_applies_to_its_pool() {
+    let server = EchoServer::start().await.unwrap();
+    let client = echo_with_policies::PooledEchoClient::connect(&server.uri())
+        .await
+        .unwrap();
+    let request = echo_with_policies::EchoRequest {
+        message: "attr".into(),
+        fail_code: Code::ResourceExhausted as i32,
+        fail_attempts: 3,
+        ..Default::default()
+    };
+    let reply = client
+        .unary(request)
+        .await
+        .expect("the 4th attempt succeeds");
+    assert_eq!(reply.into_inner().message, "attr");
+    assert_eq!(server.stats().calls(), 4);
+    client.pool().shutdown().await;
+}
