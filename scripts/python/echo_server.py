@@ -78,15 +78,39 @@ def make_servicer(pb2, pb2_grpc, default_delay_ms: int):
                     break
                 time.sleep(min(left, 0.01))
 
+    seen = {}
+    seen_lock = threading.Lock()
+
     def maybe_fail(req, context) -> None:
-        if req.fail_code:
-            context.abort(grpc.StatusCode(_code(req.fail_code)), f"fail_code {req.fail_code} requested")
+        if not req.fail_code:
+            return
+        if req.fail_attempts:
+            # Only the first `fail_attempts` calls with this message fail (retry tests).
+            with seen_lock:
+                seen[req.message] = seen.get(req.message, 0) + 1
+                if seen[req.message] > req.fail_attempts:
+                    return
+        if req.pushback_ms:
+            context.set_trailing_metadata((("grpc-retry-pushback-ms", req.pushback_ms),))
+        if req.message.startswith("headers-then-fail"):
+            # Response headers first, then the error: the call is committed (gRFC A6).
+            context.send_initial_metadata((("x-sent", "headers"),))
+        context.abort(grpc.StatusCode(_code(req.fail_code)), f"fail_code {req.fail_code} requested")
+
+    def previous_attempts(context) -> str:
+        for key, value in context.invocation_metadata():
+            if key == "grpc-previous-rpc-attempts":
+                return value
+        return ""
 
     class Echo(pb2_grpc.EchoServicer):
         def Unary(self, request, context):
             pause(request.delay_ms, context)
             maybe_fail(request, context)
-            return pb2.EchoReply(message=request.message, peer=context.peer(), count=1)
+            # `count` carries the grpc-previous-rpc-attempts the server saw (0: none).
+            previous = previous_attempts(context)
+            count = int(previous) if previous.isdigit() else 0
+            return pb2.EchoReply(message=request.message, peer=context.peer(), count=count)
 
         def ServerStream(self, request, context):
             for i in range(request.count):
