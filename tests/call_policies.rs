@@ -63,6 +63,7 @@ async fn a_call_failing_twice_succeeds_on_the_third_attempt_and_the_server_sees_
         .expect("the third attempt succeeds");
     assert_eq!(reply.into_inner().message, "three");
     assert_eq!(server.stats().calls(), 3);
+    assert_eq!(pool.status().retries.policy, 2, "{}", pool.status());
     let attempts: Vec<String> = server
         .stats()
         .headers()
@@ -145,7 +146,7 @@ async fn throttling_stops_retries_when_the_server_fails_everything() {
         &retry_config(5, "\"UNAVAILABLE\"", throttling),
     )
     .await;
-    let client = PooledEchoClient::new(pool);
+    let client = PooledEchoClient::new(pool.clone());
     server.set_failing(true);
     for i in 0..20 {
         let status = client
@@ -158,6 +159,8 @@ async fn throttling_stops_retries_when_the_server_fails_everything() {
     // call makes its 5 attempts (tokens 9, 8, 7, 6 allow a retry, 5 does not), every later
     // call one. Without throttling: 100.
     assert_eq!(server.stats().calls(), 5 + 19);
+    let retries = pool.status().retries;
+    assert_eq!((retries.policy, retries.throttled), (4, 19), "{retries:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

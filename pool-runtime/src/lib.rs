@@ -113,7 +113,9 @@ pub use config::{EtcdConfig, PoolConfig, PoolConfigBuilder, Preset, RetryConfig,
 pub use error::{ConfigError, ConnectFailure, PoolError};
 pub use named::NamedPool;
 pub use pool::Pool;
-pub use status::{ChannelState, ChannelStatus, DiscoveredServer, DiscoveryStatus, PoolStatus};
+pub use status::{
+    ChannelState, ChannelStatus, DiscoveredServer, DiscoveryStatus, PoolStatus, RetryCounts,
+};
 
 #[cfg(feature = "macros")]
 pub use grpc_pool_macros::grpc_pool;

@@ -119,6 +119,7 @@ impl Pool {
                 .as_ref()
                 .and_then(|c| c.retry_throttling)
                 .map(crate::retry::Throttle::new),
+            retries: crate::retry::Retries::default(),
         });
         let pool = Pool {
             handle: Arc::new(Handle {

@@ -5,7 +5,7 @@
 //! apply the method's `timeout` and `waitForReady`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,6 +113,10 @@ where
                 let pause = match policy_retry(retry, throttle, &status, attempts, &committed) {
                     Ok(pause) => pause,
                     Err(why) => {
+                        if why == THROTTLED {
+                            shared.retries.throttled.fetch_add(1, Ordering::Relaxed);
+                            shared.metrics.retried("throttled");
+                        }
                         debug!(pool = %pool.name(), method, attempts, code = ?status.code(), why, "not retried");
                         return Err(status);
                     }
@@ -122,6 +126,8 @@ where
                 }
                 tokio::time::sleep(pause).await;
                 attempts += 1;
+                shared.retries.policy.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.retried("policy");
                 tried.push(conn);
                 metadata.insert(
                     "grpc-previous-rpc-attempts",
@@ -144,6 +150,8 @@ where
                     });
                 }
                 refused += 1;
+                shared.retries.transparent.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.retried("transparent");
                 debug!(pool = %pool.name(), refused, "stream refused at the server's limit; waiting for room");
             }
             Some(NotSentBecause::Lost) => {
@@ -151,6 +159,8 @@ where
                     return Err(status);
                 }
                 failed.push(conn);
+                shared.retries.transparent.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.retried("transparent");
                 debug!(pool = %pool.name(), retry = failed.len(), code = ?status.code(), "request was never sent; retrying on another connection");
             }
         }
@@ -165,6 +175,9 @@ where
         };
     }
 }
+
+/// Why a retry was not made: `retryThrottling` stopped it.
+const THROTTLED: &str = "retries are throttled (too many failures)";
 
 /// Whether a failed attempt may be retried under `retry` (A6), and after what pause: its code
 /// is retryable, attempts remain, no response headers arrived (the call is committed once
@@ -189,7 +202,7 @@ fn policy_retry(
         return Err("no attempt is left");
     }
     if !allowed {
-        return Err("retries are throttled (too many failures)");
+        return Err(THROTTLED);
     }
     match status.metadata().get("grpc-retry-pushback-ms") {
         None => Ok(retry.backoff(attempts)),
@@ -252,6 +265,25 @@ impl Commit {
 
     fn is(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters behind [`RetryCounts`](crate::RetryCounts).
+#[derive(Debug, Default)]
+pub(crate) struct Retries {
+    transparent: AtomicU64,
+    policy: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl Retries {
+    pub(crate) fn snapshot(&self) -> crate::RetryCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::RetryCounts {
+            transparent: get(&self.transparent),
+            policy: get(&self.policy),
+            throttled: get(&self.throttled),
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) discovery: Vec<Arc<Mutex<DiscoveryStatus>>>,
     /// The service config's `retryThrottling`, shared by every call of the pool.
     pub(crate) throttle: Option<crate::retry::Throttle>,
+    /// Calls sent again, by reason (see [`PoolStatus::retries`]).
+    pub(crate) retries: crate::retry::Retries,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ impl Shared {
         let keepalive = &self.signals.keepalive;
         status.too_many_pings = keepalive.too_many_pings();
         status.keepalive = keepalive.interval(self.settings.keepalive);
+        status.retries = self.retries.snapshot();
         status.discovery = self
             .discovery
             .iter()

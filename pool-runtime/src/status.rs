@@ -132,9 +132,24 @@ pub struct PoolStatus {
     pub closed: bool,
     /// Per channel.
     pub channels: Vec<ChannelStatus>,
+    /// Calls sent again, by reason.
+    pub retries: RetryCounts,
     /// Per endpoint whose servers come from a naming service (`etcd:///<prefix>`): where
     /// the addresses came from and whether the source is reachable.
     pub discovery: Vec<DiscoveryStatus>,
+}
+
+/// Calls a pool sent again, by reason (since start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryCounts {
+    /// Sent again because the server provably never saw them (a lost connection, a GOAWAY
+    /// below their stream, a refused stream).
+    pub transparent: u64,
+    /// Sent again under the method's `retryPolicy` (one per retry, not per call).
+    pub policy: u64,
+    /// Retries the policy allowed but `retryThrottling` stopped.
+    pub throttled: u64,
 }
 
 /// The servers of one `etcd:///<prefix>` endpoint, as last read from etcd.
@@ -192,6 +207,7 @@ impl PoolStatus {
             name,
             closed,
             channels,
+            retries: RetryCounts::default(),
             discovery: Vec::new(),
         }
     }
@@ -223,6 +239,14 @@ impl fmt::Display for PoolStatus {
                 self.refused_streams,
                 self.too_many_pings,
                 humantime::format_duration(self.keepalive)
+            )?;
+        }
+        let r = self.retries;
+        if r.transparent + r.policy + r.throttled > 0 {
+            writeln!(
+                f,
+                "retries: {} by policy, {} throttled, {} transparent (never sent)",
+                r.policy, r.throttled, r.transparent
             )?;
         }
         if self.grown + self.shrunk > 0 {

@@ -57,7 +57,11 @@ async fn grpcio_sees_the_attempt_count_and_its_pushback_is_honoured() {
         .await
         .expect("the third attempt succeeds")
         .into_inner();
-    assert_eq!(reply.count, 2, "grpcio saw grpc-previous-rpc-attempts: {}", reply.count);
+    assert_eq!(
+        reply.count, 2,
+        "grpcio saw grpc-previous-rpc-attempts: {}",
+        reply.count
+    );
 
     // grpcio's trailer `grpc-retry-pushback-ms: -1` forbids the retry.
     let mut stop = failing("pushed back", 1);
