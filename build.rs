@@ -7,9 +7,15 @@
 mod etcd_protos;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    grpc_pool_build::compile_protos(&["examples/proto/greeter.proto"], &["examples/proto"])?;
+    // The service config of examples/policies.rs is checked against the protos: a misspelt
+    // service or method name fails the build at its line.
+    grpc_pool_build::configure()
+        .service_config("examples/policies.json")
+        .compile_protos(&["examples/proto/greeter.proto"], &["examples/proto"])?;
     // The test service of the root integration tests (tests/*.rs, reliability helper).
-    grpc_pool_build::compile_protos(&["testkit/proto/echo.proto"], &["testkit/proto"])?;
+    grpc_pool_build::configure()
+        .service_config("tests/data/call_policies.json")
+        .compile_protos(&["testkit/proto/echo.proto"], &["testkit/proto"])?;
     // etcd's KV, Watch, Lease, ... clients for examples/etcd.rs, behind `cfg(etcd_protos)`:
     // without the protos the example only says how to get them.
     println!("cargo::rustc-check-cfg=cfg(etcd_protos)");

@@ -24,6 +24,7 @@ pub struct Builder {
     extern_paths: Vec<(String, String)>,
     compile_well_known_types: bool,
     emit_rerun_if_changed: bool,
+    service_config: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -40,6 +41,7 @@ impl Default for Builder {
             compile_well_known_types: false,
             // Like tonic: print `cargo:rerun-if-changed` only when run by cargo.
             emit_rerun_if_changed: std::env::var_os("CARGO").is_some(),
+            service_config: None,
         }
     }
 }
@@ -187,6 +189,16 @@ impl Builder {
         self.compile_fds(compiler.file_descriptor_set())
     }
 
+    /// Checks a gRPC service config (the JSON file the pool takes through
+    /// `connection.service_config`, `service_config_json` or `#[grpc_pool(service_config)]`)
+    /// against the compiled protos: the build fails, naming the file and line, when a
+    /// `methodConfig` name matches no service or method. Its other fields are checked when the
+    /// pool's configuration is built.
+    pub fn service_config(mut self, path: impl AsRef<Path>) -> Self {
+        self.service_config = Some(path.as_ref().to_path_buf());
+        self
+    }
+
     /// Generates code from an already parsed `FileDescriptorSet` (it should include imports
     /// and, for doc comments, source info).
     ///
@@ -194,6 +206,12 @@ impl Builder {
     ///
     /// As [`compile_protos`](Self::compile_protos), minus parsing.
     pub fn compile_fds(self, fds: prost_types::FileDescriptorSet) -> io::Result<()> {
+        if let Some(path) = &self.service_config {
+            if self.emit_rerun_if_changed {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+            crate::service_config::check(path, &fds)?;
+        }
         let out_dir = match self.out_dir.clone() {
             Some(dir) => dir,
             None => std::env::var_os("OUT_DIR")

@@ -62,6 +62,7 @@ mod error;
 mod generator;
 mod methods;
 mod pooled_client;
+mod service_config;
 // The runtime's table of settings, for the transparent-retry count the generated docs state.
 // The file belongs to the runtime crate, which formats it.
 // A symlink to the runtime's table of settings, so `cargo package` ships a copy.
