@@ -2,8 +2,6 @@
 //! C-core reads and writes (`grpc-previous-rpc-attempts`, `grpc-retry-pushback-ms`), and a
 //! call whose response headers arrived before its error is committed, never retried.
 
-use std::time::Duration;
-
 use grpc_pool::{Pool, PoolConfig, Preset};
 use python_interop_tests::pb::{EchoRequest, PooledEchoClient};
 use python_interop_tests::{PyEchoServer, ServerOptions};
