@@ -333,3 +333,88 @@ async fn the_attributes_service_config_applies_to_its_pool() {
     assert_eq!(server.stats().calls(), 4);
     client.pool().shutdown().await;
 }
+
+/// A service config hedging Unary: `attempts` in all, a hedge every `delay`.
+fn hedging_config(attempts: u32, delay: &str, non_fatal: &str) -> String {
+    format!(
+        r#"{{"methodConfig": [{{
+            "name": [{UNARY}],
+            "hedgingPolicy": {{
+              "maxAttempts": {attempts},
+              "hedgingDelay": "{delay}",
+              "nonFatalStatusCodes": [{non_fatal}]
+            }}
+        }}]}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedge_answers_when_the_first_attempt_stalls_and_the_stalled_one_is_cancelled() {
+    let server = EchoServer::start().await.unwrap();
+    server.stats().record_header("grpc-previous-rpc-attempts");
+    let pool = pool(
+        &server,
+        "hedge-slow",
+        &hedging_config(3, "0.05s", "\"UNAVAILABLE\""),
+    )
+    .await;
+    let client = PooledEchoClient::new(pool.clone());
+    // The first attempt stalls 3 s; the hedge sent 50 ms later answers at once.
+    let request = EchoRequest {
+        message: "hedged".into(),
+        delay_ms: 3_000,
+        slow_attempts: 1,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let reply = client.unary(request).await.expect("the hedge answers");
+    let took = started.elapsed();
+    assert_eq!(reply.into_inner().message, "hedged");
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    assert_eq!(server.stats().calls(), 2);
+    assert_eq!(pool.status().retries.hedges, 1, "{}", pool.status());
+    let attempts: Vec<String> = server
+        .stats()
+        .headers()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(attempts, ["", "1"]);
+    // The stalled attempt is cancelled, not left running.
+    let cancelled = wait_until(|| server.stats().cancelled() >= 1, Duration::from_secs(2)).await;
+    assert!(cancelled, "the losing attempt was not cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_fatal_failure_sends_the_next_hedge_at_once_and_a_fatal_one_ends_the_call() {
+    let server = EchoServer::start().await.unwrap();
+    // A delay of 1 s: only a non-fatal failure can bring the second attempt sooner.
+    let pool = pool(
+        &server,
+        "hedge-fail",
+        &hedging_config(3, "1s", "\"UNAVAILABLE\""),
+    )
+    .await;
+    let client = PooledEchoClient::new(pool);
+    let started = Instant::now();
+    client
+        .unary(failing("non-fatal", Code::Unavailable, 1))
+        .await
+        .expect("the second attempt answers");
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.stats().calls(), 2);
+
+    let status = client
+        .unary(failing("fatal", Code::Internal, 1))
+        .await
+        .expect_err("INTERNAL is fatal");
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(server.stats().calls(), 3, "no hedge after a fatal status");
+}

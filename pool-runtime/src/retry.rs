@@ -20,7 +20,7 @@ use crate::error::PoolError;
 use crate::options::ClientOptions;
 use crate::pool::Pool;
 use crate::rules::MAX_TRANSPARENT_RETRIES;
-use crate::service_config::{MethodConfig, RetryPolicy, RetryThrottling};
+use crate::service_config::{HedgingPolicy, MethodConfig, RetryPolicy, RetryThrottling};
 
 /// Runs a call with one request message (unary or server-streaming) on the least-loaded
 /// channel, retrying it transparently when the server provably never saw it. For a
@@ -69,6 +69,14 @@ where
     let (mut metadata, mut extensions, message) = request.into_parts();
     let deadline = call_deadline(pool, &metadata, policy);
     let wait_for_ready = options.waits_for_ready(pool, policy);
+    if let Some(hedging) = policy.and_then(|p| p.hedging.as_ref()) {
+        let plan = Hedge {
+            policy: hedging,
+            deadline,
+            wait_for_ready,
+        };
+        return hedged(pool, method, plan, (metadata, extensions, message), call).await;
+    }
     let retry = policy.and_then(|p| p.retry.as_ref());
     let throttle = shared.throttle.as_ref().filter(|_| retry.is_some());
     // Attempts made under the retry policy (transparent retries do not count).
@@ -176,6 +184,125 @@ where
     }
 }
 
+/// How a hedged call runs.
+struct Hedge<'a> {
+    policy: &'a HedgingPolicy,
+    deadline: Option<Instant>,
+    wait_for_ready: bool,
+}
+
+/// A call under a `hedgingPolicy` (gRFC A6): the first attempt goes at once, each later one
+/// after `hedgingDelay` without an answer (at once when an attempt fails with a non-fatal
+/// code), each on another channel when one is ready, up to `maxAttempts` in all. The first
+/// response to arrive wins and the other attempts are cancelled (dropped: their streams are
+/// reset). A fatal status ends the call at once; when every attempt failed non-fatally, the
+/// last status is returned. Hedges stop while `retryThrottling` holds half its tokens or
+/// fewer, and a server pushback delays (or, negative, stops) the next hedge.
+async fn hedged<M, R, F, Fut>(
+    pool: &Pool,
+    method: &'static str,
+    plan: Hedge<'_>,
+    (mut metadata, extensions, message): (MetadataMap, tonic::Extensions, M),
+    mut call: F,
+) -> Result<Response<R>, Status>
+where
+    M: Clone + Send + 'static,
+    F: FnMut(PooledChannel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+
+    let shared = pool.shared();
+    let policy = plan.policy;
+    let throttle = shared.throttle.as_ref();
+    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let mut running = FuturesUnordered::new();
+    let mut tried: Vec<u64> = Vec::new();
+    let mut sent = 0u32;
+    let mut next_hedge = Instant::now();
+    let mut last: Option<Status> = None;
+    loop {
+        let may_send =
+            sent < policy.max_attempts && (sent == 0 || throttle.is_none_or(Throttle::allows));
+        if may_send && Instant::now() >= next_hedge {
+            let channel =
+                match crate::balance::checkout(shared, &tried, plan.deadline, plan.wait_for_ready)
+                    .await
+                {
+                    Ok(channel) => channel,
+                    Err(e) if running.is_empty() => return Err(last.unwrap_or_else(|| e.into())),
+                    // The attempts in flight may still answer.
+                    Err(_) => {
+                        next_hedge = far;
+                        continue;
+                    }
+                };
+            tried.push(channel.connection_id());
+            if let Some(deadline) = plan.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                metadata.insert("grpc-timeout", timeout_value(left));
+            }
+            if sent > 0 {
+                metadata.insert("grpc-previous-rpc-attempts", MetadataValue::from(sent));
+                shared.retries.hedged.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.retried("hedge");
+                debug!(pool = %pool.name(), method, attempt = sent + 1, "hedging");
+            }
+            let attempt =
+                Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
+            running.push(call(channel, attempt));
+            sent += 1;
+            next_hedge = Instant::now() + policy.delay;
+            continue;
+        }
+        if running.is_empty() {
+            // Nothing in flight and nothing more may be sent.
+            return Err(last.unwrap_or_else(|| Status::unavailable("no attempt could be sent")));
+        }
+        let wake = if may_send { next_hedge } else { far };
+        let deadline = plan.deadline.unwrap_or(far);
+        tokio::select! {
+            done = running.next() => {
+                let Some(result) = done else { continue };
+                match result {
+                    Ok(response) => {
+                        if let Some(throttle) = throttle {
+                            throttle.succeeded();
+                        }
+                        return Ok(response);
+                    }
+                    Err(status) => {
+                        let status = at_deadline(status, plan.deadline);
+                        let non_fatal = policy.non_fatal.contains(status.code())
+                            || never_sent(&status).is_some();
+                        if !non_fatal {
+                            return Err(status);
+                        }
+                        if let Some(throttle) = throttle {
+                            throttle.failed();
+                        }
+                        match status.metadata().get("grpc-retry-pushback-ms") {
+                            None => next_hedge = Instant::now(),
+                            Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+                                Some(ms) => next_hedge = Instant::now() + Duration::from_millis(ms),
+                                // A negative or malformed pushback stops the hedges.
+                                None => {
+                                    sent = policy.max_attempts;
+                                }
+                            },
+                        }
+                        last = Some(status);
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {}
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(Status::deadline_exceeded("deadline exceeded while hedged attempts ran"));
+            }
+        }
+    }
+}
+
 /// Why a retry was not made: `retryThrottling` stopped it.
 const THROTTLED: &str = "retries are throttled (too many failures)";
 
@@ -274,6 +401,7 @@ pub(crate) struct Retries {
     transparent: AtomicU64,
     policy: AtomicU64,
     throttled: AtomicU64,
+    hedged: AtomicU64,
 }
 
 impl Retries {
@@ -283,6 +411,7 @@ impl Retries {
             transparent: get(&self.transparent),
             policy: get(&self.policy),
             throttled: get(&self.throttled),
+            hedges: get(&self.hedged),
         }
     }
 }
@@ -302,6 +431,11 @@ impl Throttle {
             config,
             tokens: Mutex::new(config.max_tokens),
         }
+    }
+
+    /// Whether more than half the tokens are left (a hedge may go).
+    fn allows(&self) -> bool {
+        *self.tokens.lock().unwrap_or_else(|p| p.into_inner()) > self.config.max_tokens / 2.0
     }
 
     /// Records a failure; whether a retry is still allowed.

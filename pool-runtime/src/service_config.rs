@@ -38,6 +38,18 @@ pub(crate) struct MethodConfig {
     /// `true`: wait for a READY channel within the deadline; `false`: fail fast.
     pub(crate) wait_for_ready: Option<bool>,
     pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) hedging: Option<HedgingPolicy>,
+}
+
+/// `hedgingPolicy` (gRFC A6): send the call again every `delay` without an answer, up to
+/// `max_attempts` in flight in all; the first answer wins.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HedgingPolicy {
+    /// Attempts in all, the first included (2 to [`MAX_ATTEMPTS`]).
+    pub(crate) max_attempts: u32,
+    pub(crate) delay: Duration,
+    /// Failures that do not end the call: the next hedge goes at once instead.
+    pub(crate) non_fatal: Codes,
 }
 
 /// `retryPolicy` (gRFC A6).
@@ -281,16 +293,17 @@ impl Parser<'_> {
                     );
                 }
                 "retryPolicy" => method.retry = Some(self.retry_policy(&at, v)?),
-                "hedgingPolicy" => {
-                    return Err(self.error(
-                        &at,
-                        v,
-                        "is not supported by this version of grpc-pool (retryPolicy is)",
-                    ));
-                }
+                "hedgingPolicy" => method.hedging = Some(self.hedging_policy(&at, v)?),
                 "maxRequestMessageBytes" | "maxResponseMessageBytes" => {}
                 _ => self.unknown.push(at),
             }
+        }
+        if method.retry.is_some() && method.hedging.is_some() {
+            return Err(self.error(
+                &format!("{path}.hedgingPolicy"),
+                &Value::Null,
+                "cannot be given with retryPolicy (gRFC A6: one or the other)",
+            ));
         }
         if names.is_empty() {
             return Err(self.error(
@@ -350,19 +363,7 @@ impl Parser<'_> {
         for (key, v) in fields {
             let at = format!("{path}.{key}");
             match key.as_str() {
-                "maxAttempts" => {
-                    let n = v
-                        .as_u64()
-                        .ok_or_else(|| self.error(&at, v, "must be a whole number"))?;
-                    if n < 2 {
-                        return Err(self.error(
-                            &at,
-                            v,
-                            "must be at least 2 (the first attempt counts)",
-                        ));
-                    }
-                    attempts = Some(u32::try_from(n).unwrap_or(u32::MAX).min(MAX_ATTEMPTS));
-                }
+                "maxAttempts" => attempts = Some(self.attempts(&at, v)?),
                 "initialBackoff" => initial = Some(self.positive_duration(&at, v)?),
                 "maxBackoff" => max = Some(self.positive_duration(&at, v)?),
                 "backoffMultiplier" => {
@@ -391,6 +392,40 @@ impl Parser<'_> {
             backoff_multiplier: multiplier.ok_or_else(|| missing("backoffMultiplier"))?,
             retryable: codes.ok_or_else(|| missing("retryableStatusCodes"))?,
         })
+    }
+
+    fn hedging_policy(&mut self, path: &str, value: &Value) -> Result<HedgingPolicy, ConfigError> {
+        let fields = self.object(path, value)?;
+        let mut policy = HedgingPolicy {
+            max_attempts: 0,
+            delay: Duration::ZERO,
+            non_fatal: Codes::default(),
+        };
+        for (key, v) in fields {
+            let at = format!("{path}.{key}");
+            match key.as_str() {
+                "maxAttempts" => policy.max_attempts = self.attempts(&at, v)?,
+                "hedgingDelay" => policy.delay = self.duration(&at, v)?,
+                "nonFatalStatusCodes" => policy.non_fatal = self.codes(&at, v)?,
+                _ => self.unknown.push(at),
+            }
+        }
+        if policy.max_attempts == 0 {
+            let at = format!("{path}.maxAttempts");
+            return Err(self.error(&at, &Value::Null, "is required"));
+        }
+        Ok(policy)
+    }
+
+    /// `maxAttempts`: at least 2, lowered to [`MAX_ATTEMPTS`].
+    fn attempts(&self, path: &str, v: &Value) -> Result<u32, ConfigError> {
+        let n = v
+            .as_u64()
+            .ok_or_else(|| self.error(path, v, "must be a whole number"))?;
+        if n < 2 {
+            return Err(self.error(path, v, "must be at least 2 (the first attempt counts)"));
+        }
+        Ok(u32::try_from(n).unwrap_or(u32::MAX).min(MAX_ATTEMPTS))
     }
 
     fn retry_throttling(
@@ -558,6 +593,18 @@ mod tests {
                 "methodConfig[0].timeout",
                 "5",
                 "must be a string",
+            ),
+            (
+                &policy(&format!(r#"{full}}},"hedgingPolicy":{{"maxAttempts":2"#)),
+                "methodConfig[0].hedgingPolicy",
+                "null",
+                "one or the other",
+            ),
+            (
+                r#"{"methodConfig":[{"name":[{"service":"s"}],"hedgingPolicy":{"hedgingDelay":"0.1s"}}]}"#,
+                "methodConfig[0].hedgingPolicy.maxAttempts",
+                "null",
+                "required",
             ),
             (
                 r#"{"retryThrottling":{"maxTokens":0,"tokenRatio":0.1}}"#,

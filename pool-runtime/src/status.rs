@@ -150,6 +150,8 @@ pub struct RetryCounts {
     pub policy: u64,
     /// Retries the policy allowed but `retryThrottling` stopped.
     pub throttled: u64,
+    /// Hedged attempts sent under the method's `hedgingPolicy` (beyond each call's first).
+    pub hedges: u64,
 }
 
 /// The servers of one `etcd:///<prefix>` endpoint, as last read from etcd.
@@ -242,11 +244,11 @@ impl fmt::Display for PoolStatus {
             )?;
         }
         let r = self.retries;
-        if r.transparent + r.policy + r.throttled > 0 {
+        if r.transparent + r.policy + r.throttled + r.hedges > 0 {
             writeln!(
                 f,
-                "retries: {} by policy, {} throttled, {} transparent (never sent)",
-                r.policy, r.throttled, r.transparent
+                "retries: {} by policy, {} throttled, {} hedges, {} transparent (never sent)",
+                r.policy, r.throttled, r.hedges, r.transparent
             )?;
         }
         if self.grown + self.shrunk > 0 {

@@ -176,15 +176,18 @@ impl EchoService {
             tokio::time::sleep(d).await;
         }
     }
+    /// How many calls with `key` this server has seen, this one included.
+    fn seen(&self, key: &str) -> u32 {
+        let mut seen = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = seen.entry(key.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
     /// `check_fail` with the unary extras: `fail_attempts` and `pushback_ms`.
     fn check_unary_fail(&self, req: &EchoRequest) -> Result<(), Status> {
-        if req.fail_attempts > 0 {
-            let mut seen = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-            let n = seen.entry(req.message.clone()).or_insert(0);
-            *n += 1;
-            if *n > req.fail_attempts {
-                return self.check_fail(0);
-            }
+        if req.fail_attempts > 0 && self.seen(&req.message) > req.fail_attempts {
+            return self.check_fail(0);
         }
         let mut result = self.check_fail(req.fail_code);
         if let (Err(status), false) = (&mut result, req.pushback_ms.is_empty()) {
@@ -219,7 +222,16 @@ impl Echo for EchoService {
         let guard = self.stats.enter("Unary", &req);
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let req = req.into_inner();
-        self.pause(req.delay_ms).await;
+        let delay_ms = if req.slow_attempts > 0
+            && self.seen(&format!("slow:{}", req.message)) > req.slow_attempts
+        {
+            u32::MAX // answer at once (0 would mean the server's default delay)
+        } else {
+            req.delay_ms
+        };
+        if delay_ms != u32::MAX {
+            self.pause(delay_ms).await;
+        }
         let result = self.check_unary_fail(&req);
         guard.done();
         result?;
