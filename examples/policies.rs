@@ -1,7 +1,11 @@
 //! Call policies from a gRPC service config (`examples/policies.json`, the JSON a grpc-go or
-//! grpc-java client takes): a flaky embedded server fails a third of its calls with
-//! `UNAVAILABLE` and stalls one in twenty; `SayHello` is retried up to 4 attempts and bounded
-//! at 200 ms. The example prints how many attempts each call took.
+//! grpc-java client takes), against a flaky embedded server:
+//! - `SayHello` fails a third of its attempts with `UNAVAILABLE` and stalls one in twenty: it
+//!   is retried up to 4 attempts and bounded at 200 ms;
+//! - `CountDown` (server streaming) stalls its first reply one time in ten: it is hedged, a
+//!   second attempt going out after 30 ms without an answer, the first to answer winning.
+//!
+//! The example prints how many attempts each call took and how long the streams waited.
 //!
 //! ```text
 //! cargo run --example policies
@@ -77,7 +81,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\noutcomes: {outcomes:?}");
 
-    // 4. What the server saw: attempts per call.
+    // 4. 50 hedged streams, one at a time: the slowest first reply shows what hedging saves.
+    let mut slowest = Duration::ZERO;
+    for i in 0..50 {
+        let request = HelloRequest {
+            name: format!("stream {i}"),
+        };
+        let start = Instant::now();
+        let mut stream = client.count_down(request).await?.into_inner();
+        let first = stream.message().await?;
+        slowest = slowest.max(start.elapsed());
+        assert!(first.is_some(), "a first reply");
+        while stream.message().await?.is_some() {}
+    }
+    println!(
+        "hedged streams: slowest first reply after {slowest:.0?} (a stalled attempt takes 1 s)"
+    );
+
+    // 5. What the server saw: attempts per call.
     let mut attempts: BTreeMap<u32, usize> = BTreeMap::new();
     for n in flaky.attempts.lock().map_err(|_| "poisoned")?.values() {
         *attempts.entry(*n).or_insert(0) += 1;
@@ -85,8 +106,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("calls by attempts made: {attempts:?}  (attempts: calls)");
     let status = client.pool().status();
     println!(
-        "retries: {} by policy, {} throttled, {} transparent",
-        status.retries.policy, status.retries.throttled, status.retries.transparent
+        "retries: {} by policy, {} throttled, {} hedges, {} transparent",
+        status.retries.policy,
+        status.retries.throttled,
+        status.retries.hedges,
+        status.retries.transparent
     );
     print!("\n{status}");
 
@@ -148,9 +172,15 @@ impl Greeter for Flaky {
 
     async fn count_down(
         &self,
-        _: Request<HelloRequest>,
+        request: Request<HelloRequest>,
     ) -> Result<Response<Self::CountDownStream>, Status> {
-        Err(Status::unimplemented("this example only says hello"))
+        let name = request.into_inner().name;
+        // A stall before the response starts: tonic sends the response headers as soon as
+        // this returns, and a hedged call is won by the first headers to arrive.
+        if fastrand::u32(0..10) == 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok(Response::new(Box::pin(replies(name))))
     }
 
     async fn greet_all(
@@ -168,4 +198,13 @@ impl Greeter for Flaky {
     ) -> Result<Response<Self::ChatStream>, Status> {
         Err(Status::unimplemented("this example only says hello"))
     }
+}
+
+/// Three replies.
+fn replies(name: String) -> impl Stream<Item = Result<HelloReply, Status>> + Send {
+    futures_util::stream::iter((1..=3).rev().map(move |i| {
+        Ok(HelloReply {
+            message: format!("{name}: {i}"),
+        })
+    }))
 }
