@@ -107,11 +107,18 @@ pub(crate) struct Dest {
     pub(crate) uri: String,
     /// The CA certificate (PEM file) of a TLS server; `None` for plaintext.
     pub(crate) ca_cert: Option<PathBuf>,
+    /// A gRPC service config the `pool` contender is given (call policies: what the
+    /// scenario is about); the other contenders have no such thing.
+    pub(crate) pool_service_config: Option<&'static str>,
 }
 
 impl Dest {
     pub(crate) fn plain(uri: String) -> Dest {
-        Dest { uri, ca_cert: None }
+        Dest {
+            uri,
+            ca_cert: None,
+            pool_service_config: None,
+        }
     }
 
     /// The tonic endpoint every channel-based contender opens: with rustls (ring) trusting

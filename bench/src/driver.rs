@@ -24,6 +24,14 @@ pub(crate) enum Call {
     },
     /// Server stream `Feed` of `count` messages of `size` bytes, read to the end.
     Feed { count: u32, size: u32 },
+    /// Unary `Work` of `fast_us`, which the *server* makes slow (`slow_us`) with probability
+    /// `1 / slow_every`, for each attempt apart: a tail only hedging can cut.
+    ServerTail {
+        fast_us: u32,
+        slow_us: u32,
+        slow_every: u32,
+        payload: usize,
+    },
 }
 
 /// The load of a scenario.
@@ -80,7 +88,7 @@ impl Sample {
     pub(crate) fn throughput(&self, call: Call) -> f64 {
         let secs = self.window.as_secs_f64().max(1e-9);
         match call {
-            Call::Unary { .. } => self.completed as f64 / secs,
+            Call::Unary { .. } | Call::ServerTail { .. } => self.completed as f64 / secs,
             Call::Feed { .. } => self.messages as f64 / secs,
         }
     }
@@ -138,6 +146,7 @@ async fn caller(
                 let request = WorkRequest {
                     delay_us: if slow { slow_us } else { fast_us },
                     payload: vec![7; payload],
+                    ..Default::default()
                 };
                 let call = tokio::time::timeout(CALL_TIMEOUT, contender.work(request));
                 (call.await.map(|r| r.map(|_| 0)), slow)
@@ -146,6 +155,21 @@ async fn caller(
                 let call =
                     tokio::time::timeout(CALL_TIMEOUT, contender.feed(FeedRequest { count, size }));
                 (call.await, false)
+            }
+            Call::ServerTail {
+                fast_us,
+                slow_us,
+                slow_every,
+                payload,
+            } => {
+                let request = WorkRequest {
+                    delay_us: fast_us,
+                    payload: vec![7; payload],
+                    server_slow_us: slow_us,
+                    server_slow_every: slow_every,
+                };
+                let call = tokio::time::timeout(CALL_TIMEOUT, contender.work(request));
+                (call.await.map(|r| r.map(|_| 0)), false)
             }
         };
         let end = Instant::now();

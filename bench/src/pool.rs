@@ -55,6 +55,16 @@ impl PoolContender {
                 config(port, size)?
             }
         };
+        let config = match dest.pool_service_config {
+            // The same configuration, with the scenario's call policies.
+            Some(json) => PoolConfig::builder()
+                .preset(Preset::Local)
+                .endpoint(uri)
+                .size(size)
+                .service_config_json(json)
+                .build()?,
+            None => config,
+        };
         let pool = Pool::start(config).await?;
         Ok(PoolContender {
             client: PooledBenchClient::new(pool),

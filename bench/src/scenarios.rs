@@ -23,12 +23,13 @@ pub(crate) const N: usize = 8;
 
 /// Every scenario, in the order `all` runs them. `scale` is last: it opens thousands of
 /// connections, and their sockets linger after it.
-pub(crate) const ALL: [&str; 10] = [
+pub(crate) const ALL: [&str; 11] = [
     "overhead",
     "overhead-tls",
     "streams-limited",
     "streams-limited-tls",
     "skewed",
+    "tail",
     "streaming",
     "concurrency",
     "cold-start",
@@ -162,6 +163,7 @@ pub(crate) async fn run(
         "streams-limited" => streams_limited(opts, progress, Transport::Plain).await,
         "streams-limited-tls" => streams_limited(opts, progress, Transport::Tls).await,
         "skewed" => skewed(opts, progress).await,
+        "tail" => tail(opts, progress).await,
         "streaming" => streaming(opts, progress).await,
         "concurrency" => crate::concurrency::concurrency(opts, progress).await,
         "scale" => crate::scale::scale(opts, progress).await,
@@ -216,6 +218,7 @@ impl Served {
                 let dest = Dest {
                     uri: server.uri(),
                     ca_cert: Some(certs.ca.cert.clone()),
+                    pool_service_config: None,
                 };
                 Ok(Served {
                     _server: server,
@@ -489,6 +492,54 @@ async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, B
     })
 }
 
+/// The service config of the `pool` contender in `tail`: `Work` hedged after 5 ms.
+const TAIL_HEDGING: &str = r#"{"methodConfig": [{
+  "name": [{"service": "poolbench.v1.Bench", "method": "Work"}],
+  "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.005s"}
+}]}"#;
+
+/// One server whose calls take 1 ms, except 1 in 50 that the *server* makes take 50 ms (per
+/// attempt, unpredictable by the client). No choice of channel helps; a hedge does: the pool
+/// hedges `Work` at 5 ms (its service config), the others have no such policy.
+async fn tail(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
+    let mut served = Served::start(opts.server(None), Transport::Plain)?;
+    served.dest.pool_service_config = Some(TAIL_HEDGING);
+    let load = Load {
+        callers: 32,
+        call: Call::ServerTail {
+            fast_us: 1_000,
+            slow_us: 50_000,
+            slow_every: 50,
+            payload: 16,
+        },
+    };
+    let (all, _) = load_rows(&served.dest, load, opts, progress).await?;
+    let targets = vec![
+        Target::at_most(
+            "tail: pool p99 / raw p99 (hedging at 5 ms)",
+            ratio(&all, "raw", |r| r.p99_ms),
+            0.3,
+        ),
+        Target::at_most(
+            "tail: pool p99 / vec-rr p99",
+            ratio(&all, "vec-rr", |r| r.p99_ms),
+            0.3,
+        ),
+    ];
+    Ok(ScenarioReport {
+        name: "tail".into(),
+        description: "one server; 1 call in 50 takes 50 ms (decided by the server per attempt), the others 1 ms; 32 callers; 8 channels; the pool hedges after 5 ms".into(),
+        params: json!({ "load": load, "channels": N, "pool_service_config": TAIL_HEDGING }),
+        tables: vec![Table::of_load("tail: every call", "calls/s", &all)],
+        targets,
+        plot_title: Some("tail: latency".into()),
+        rows: all,
+        notes: vec![],
+        charts: vec![],
+        verdict: None,
+    })
+}
+
 async fn streaming(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
     let served = Served::start(opts.server(None), Transport::Plain)?;
     let load = Load {
@@ -522,6 +573,7 @@ fn small() -> WorkRequest {
     WorkRequest {
         delay_us: 0,
         payload: vec![7; 16],
+        ..Default::default()
     }
 }
 
@@ -690,6 +742,7 @@ async fn first_success(
                 let call = contender.work(WorkRequest {
                     delay_us: 0,
                     payload: Vec::new(),
+                    ..Default::default()
                 });
                 if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), call).await {
                     let at = Instant::now();

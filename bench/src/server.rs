@@ -85,8 +85,15 @@ impl Bench for BenchService {
     async fn work(&self, request: Request<WorkRequest>) -> Result<Response<WorkReply>, Status> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = request.into_inner();
-        if request.delay_us > 0 {
-            tokio::time::sleep(Duration::from_micros(request.delay_us.into())).await;
+        let slow =
+            request.server_slow_every > 0 && fastrand::u32(0..request.server_slow_every) == 0;
+        let delay_us = if slow {
+            request.server_slow_us
+        } else {
+            request.delay_us
+        };
+        if delay_us > 0 {
+            tokio::time::sleep(Duration::from_micros(delay_us.into())).await;
         }
         Ok(Response::new(WorkReply {
             payload: request.payload,

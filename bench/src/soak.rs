@@ -202,6 +202,7 @@ async fn caller(
         let mut request = tonic::Request::new(WorkRequest {
             delay_us: 0,
             payload: vec![7; 16],
+            ..Default::default()
         });
         request.set_timeout(DEADLINE);
         tally.made.fetch_add(1, Ordering::Relaxed);
