@@ -110,6 +110,8 @@ pub(crate) struct Dest {
     /// A gRPC service config the `pool` contender is given (call policies: what the
     /// scenario is about); the other contenders have no such thing.
     pub(crate) pool_service_config: Option<&'static str>,
+    /// More backends (plaintext) beside `uri`: channels are spread over all of them.
+    pub(crate) more: Vec<String>,
 }
 
 impl Dest {
@@ -118,7 +120,15 @@ impl Dest {
             uri,
             ca_cert: None,
             pool_service_config: None,
+            more: Vec::new(),
         }
+    }
+
+    /// Every backend's URI, `uri` first.
+    pub(crate) fn uris(&self) -> Vec<String> {
+        std::iter::once(self.uri.clone())
+            .chain(self.more.iter().cloned())
+            .collect()
     }
 
     /// The tonic endpoint every channel-based contender opens: with rustls (ring) trusting
@@ -148,18 +158,29 @@ impl Contender {
         open: Open,
     ) -> Result<Contender, BoxError> {
         let endpoint = dest.endpoint()?;
+        // Channel i goes to backend i mod m (one backend: all to it).
+        let endpoints: Vec<Endpoint> = if dest.more.is_empty() {
+            vec![endpoint.clone()]
+        } else {
+            dest.uris()
+                .into_iter()
+                .map(Endpoint::from_shared)
+                .collect::<Result<_, _>>()?
+        };
         let imp = match kind {
             Kind::Pool => Imp::Pool(crate::pool::PoolContender::start(dest, n).await?),
             Kind::Raw => Imp::Raw(BenchClient::new(channel(&endpoint, open).await?)),
             Kind::VecRr => Imp::VecRr {
-                clients: clients(&endpoint, n, open).await?,
+                clients: clients(&endpoints, n, open).await?,
                 next: AtomicUsize::new(0),
             },
             Kind::Balance => {
                 let (channel, changes) = Channel::balance_channel::<usize>(n.max(1));
-                let keyed = endpoint.clone().concurrency_limit(100);
                 for key in 0..n {
-                    changes.send(Change::Insert(key, keyed.clone())).await?;
+                    let keyed = endpoints[key % endpoints.len()]
+                        .clone()
+                        .concurrency_limit(100);
+                    changes.send(Change::Insert(key, keyed)).await?;
                 }
                 Imp::Balance {
                     client: BenchClient::new(channel),
@@ -167,12 +188,12 @@ impl Contender {
                 }
             }
             Kind::Exclusive => Imp::Exclusive {
-                clients: clients(&endpoint, n, open).await?,
+                clients: clients(&endpoints, n, open).await?,
                 permits: Semaphore::new(n),
                 free: Mutex::new((0..n).collect()),
             },
             Kind::Bare => Imp::Bare {
-                clients: clients(&endpoint, n, open).await?,
+                clients: clients(&endpoints, n, open).await?,
                 in_flight: (0..n).map(|_| AtomicUsize::new(0)).collect(),
                 next: AtomicUsize::new(0),
             },
@@ -293,13 +314,15 @@ async fn channel(endpoint: &Endpoint, open: Open) -> Result<Channel, BoxError> {
     })
 }
 
+/// `n` channels, channel i to `endpoints[i mod m]`.
 async fn clients(
-    endpoint: &Endpoint,
+    endpoints: &[Endpoint],
     n: usize,
     open: Open,
 ) -> Result<Vec<BenchClient<Channel>>, BoxError> {
     let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
+        let endpoint = &endpoints[i % endpoints.len()];
         clients.push(BenchClient::new(channel(endpoint, open).await?));
     }
     Ok(clients)

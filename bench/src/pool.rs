@@ -55,15 +55,18 @@ impl PoolContender {
                 config(port, size)?
             }
         };
-        let config = match dest.pool_service_config {
-            // The same configuration, with the scenario's call policies.
-            Some(json) => PoolConfig::builder()
-                .preset(Preset::Local)
-                .endpoint(uri)
-                .size(size)
-                .service_config_json(json)
-                .build()?,
-            None => config,
+        let config = if dest.pool_service_config.is_some() || !dest.more.is_empty() {
+            // The same configuration over every backend, with the scenario's call policies.
+            let mut builder = PoolConfig::builder().preset(Preset::Local).size(size);
+            for uri in dest.uris() {
+                builder = builder.endpoint(&uri);
+            }
+            if let Some(json) = dest.pool_service_config {
+                builder = builder.service_config_json(json);
+            }
+            builder.build()?
+        } else {
+            config
         };
         let pool = Pool::start(config).await?;
         Ok(PoolContender {

@@ -23,12 +23,13 @@ pub(crate) const N: usize = 8;
 
 /// Every scenario, in the order `all` runs them. `scale` is last: it opens thousands of
 /// connections, and their sockets linger after it.
-pub(crate) const ALL: [&str; 11] = [
+pub(crate) const ALL: [&str; 12] = [
     "overhead",
     "overhead-tls",
     "streams-limited",
     "streams-limited-tls",
     "skewed",
+    "degraded",
     "tail",
     "streaming",
     "concurrency",
@@ -164,6 +165,7 @@ pub(crate) async fn run(
         "streams-limited-tls" => streams_limited(opts, progress, Transport::Tls).await,
         "skewed" => skewed(opts, progress).await,
         "tail" => tail(opts, progress).await,
+        "degraded" => degraded(opts, progress).await,
         "streaming" => streaming(opts, progress).await,
         "concurrency" => crate::concurrency::concurrency(opts, progress).await,
         "scale" => crate::scale::scale(opts, progress).await,
@@ -219,6 +221,7 @@ impl Served {
                     uri: server.uri(),
                     ca_cert: Some(certs.ca.cert.clone()),
                     pool_service_config: None,
+                    more: Vec::new(),
                 };
                 Ok(Served {
                     _server: server,
@@ -486,6 +489,65 @@ async fn skewed(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, B
         targets,
         plot_title: Some("skewed: fast-call latency".into()),
         rows: fast,
+        notes: vec![],
+        charts: vec![],
+        verdict: None,
+    })
+}
+
+/// Three backends; one answers 10 times slower than the others (20 ms for 2 ms calls). The
+/// contenders that spread over the backends (`vec-rr`, `balance`, `pool`, 8 channels each,
+/// over all three) differ in how much of the load they keep off the slow one.
+async fn degraded(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
+    let healthy = [
+        BenchServer::start(&opts.server(None))?,
+        BenchServer::start(&opts.server(None))?,
+    ];
+    let slow = BenchServer::start(&ServerConfig {
+        slowdown: 10,
+        ..opts.server(None)
+    })?;
+    let mut dest = Dest::plain(healthy[0].uri());
+    dest.more = vec![healthy[1].uri(), slow.uri()];
+    let load = Load {
+        callers: 48,
+        call: Call::Unary {
+            fast_us: 2_000,
+            slow_us: 0,
+            slow_every: 0,
+            payload: 16,
+        },
+    };
+    let kinds = [Kind::Pool, Kind::VecRr, Kind::Balance];
+    let mut contenders = Vec::new();
+    for kind in kinds.into_iter().filter(|k| opts.kinds().contains(k)) {
+        contenders.push(Arc::new(
+            Contender::build(kind, &dest, N, Open::Eager).await?,
+        ));
+    }
+    let samples = driver::measure(&contenders, load, opts.schedule, progress).await;
+    let (all, _) = load_rows_of(&contenders, &samples, load);
+    close_contenders(contenders).await;
+    let p99 = |other| ratio(&all, other, |r| r.p99_ms);
+    let targets = vec![
+        Target::at_most("degraded: pool p99 / vec-rr p99", p99("vec-rr"), 0.3),
+        Target::at_most("degraded: pool p99 / balance p99", p99("balance"), 0.5),
+        Target::at_least(
+            "degraded: pool throughput / vec-rr",
+            ratio(&all, "vec-rr", |r| r.throughput),
+            1.5,
+        ),
+    ];
+    Ok(ScenarioReport {
+        name: "degraded".into(),
+        description:
+            "3 backends, one 10x slower (20 ms instead of 2 ms); 48 callers; 8 channels over the 3"
+                .into(),
+        params: json!({ "load": load, "channels": N, "backends": 3, "slowdown": 10 }),
+        tables: vec![Table::of_load("degraded: every call", "calls/s", &all)],
+        targets,
+        plot_title: Some("degraded: latency".into()),
+        rows: all,
         notes: vec![],
         charts: vec![],
         verdict: None,

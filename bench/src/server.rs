@@ -47,6 +47,13 @@ pub struct ServerConfig {
     /// opens thousands of connections at once and needs more than that, or the SYNs that
     /// overflow it wait out a retransmit (a second each) and show up as slow starts.
     pub backlog: Option<u32>,
+    /// `(stall, period)`: every `period`, the server stalls for `stall`: a call that arrives
+    /// (or is still waiting) in that window answers only after it ends. A degraded backend
+    /// (a GC pause, a noisy neighbour); `None`: never.
+    pub stall: Option<(Duration, Duration)>,
+    /// Every handler delay is this many times what the call asks (0 or 1: as asked): a
+    /// backend that answers 10 times slower than its peers.
+    pub slowdown: u32,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +65,8 @@ impl Default for ServerConfig {
             max_connection_age: None,
             tls: None,
             backlog: None,
+            stall: None,
+            slowdown: 1,
         }
     }
 }
@@ -75,6 +84,10 @@ impl ServerConfig {
 /// The `Bench` service: sleeps as asked, echoes, streams.
 #[derive(Debug, Clone, Default)]
 struct BenchService {
+    /// `(stall, period, since)`: see [`ServerConfig::stall`].
+    stall: Option<(Duration, Duration, std::time::Instant)>,
+    /// See [`ServerConfig::slowdown`].
+    slowdown: u32,
     calls: Arc<AtomicU64>,
 }
 
@@ -92,8 +105,18 @@ impl Bench for BenchService {
         } else {
             request.delay_us
         };
+        let delay_us = delay_us.saturating_mul(self.slowdown.max(1));
         if delay_us > 0 {
             tokio::time::sleep(Duration::from_micros(delay_us.into())).await;
+        }
+        if let Some((stall, period, since)) = self.stall {
+            // Inside a stall window: answer when it ends.
+            let period_ns = period.as_nanos().max(1);
+            let phase = since.elapsed().as_nanos() % period_ns;
+            if phase < stall.as_nanos() {
+                let left = u64::try_from(stall.as_nanos() - phase).unwrap_or(u64::MAX);
+                tokio::time::sleep(Duration::from_nanos(left)).await;
+            }
         }
         Ok(Response::new(WorkReply {
             payload: request.payload,
@@ -209,7 +232,13 @@ impl BenchServer {
             }
         };
         let addr = listener.local_addr()?;
-        let service = BenchService::default();
+        let service = BenchService {
+            stall: config
+                .stall
+                .map(|(stall, period)| (stall, period, std::time::Instant::now())),
+            slowdown: config.slowdown,
+            ..BenchService::default()
+        };
         let calls = service.calls.clone();
         let mut builder = Server::builder().max_concurrent_streams(config.max_concurrent_streams);
         if let Some(age) = config.max_connection_age {
