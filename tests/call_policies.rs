@@ -418,3 +418,92 @@ async fn a_non_fatal_failure_sends_the_next_hedge_at_once_and_a_fatal_one_ends_t
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(server.stats().calls(), 3, "no hedge after a fatal status");
 }
+
+/// Outlier detection (gRFC A50) over 3 backends: the one failing half its calls is ejected
+/// (its channels show `Ejected` and take no calls), and re-admitted when its time is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outlier_backend_is_ejected_and_readmitted() {
+    let servers = [
+        EchoServer::start().await.unwrap(),
+        EchoServer::start().await.unwrap(),
+        EchoServer::start().await.unwrap(),
+    ];
+    let bad = &servers[2];
+    bad.set_fail_percent(50);
+    // Short intervals for the test; A50's defaults are 10 s, 30 s and 5 hosts.
+    let config = r#"{"loadBalancingConfig": [{"outlier_detection_experimental": {
+        "interval": "0.2s",
+        "baseEjectionTime": "0.6s",
+        "maxEjectionTime": "5s",
+        "maxEjectionPercent": 50,
+        "failurePercentageEjection": {"threshold": 30, "minimumHosts": 3, "requestVolume": 10}
+    }}]}"#;
+    let mut builder = fast("outlier", &servers[0].uri(), 6);
+    for server in &servers[1..] {
+        builder = builder.endpoint(&server.uri());
+    }
+    let pool = support::start(builder.service_config_json(config).build().unwrap()).await;
+    let client = PooledEchoClient::new(pool.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (client, stop) = (client.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let _ = client
+                    .unary(EchoRequest {
+                        message: format!("w{w}-{i}"),
+                        ..Default::default()
+                    })
+                    .await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    let bad_addr = bad.addr();
+    let bad_state = |state: ChannelState| {
+        let status = pool.status();
+        let mine: Vec<_> = status
+            .channels
+            .iter()
+            .filter(|c| c.address == Some(bad_addr))
+            .collect();
+        !mine.is_empty() && mine.iter().all(|c| c.state == state)
+    };
+    let ejected = wait_until(|| bad_state(ChannelState::Ejected), Duration::from_secs(3)).await;
+    assert!(
+        ejected,
+        "the failing backend was not ejected:\n{}",
+        pool.status()
+    );
+    let status = pool.status();
+    assert!(status.ejections >= 1);
+    assert!(
+        status
+            .channels
+            .iter()
+            .filter(|c| c.state == ChannelState::Ejected)
+            .all(|c| c.ejected_until.is_some()),
+        "{status}"
+    );
+    // Ejected: once its calls in flight are done, it gets no more.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = bad.stats().calls();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    if bad_state(ChannelState::Ejected) {
+        assert_eq!(bad.stats().calls(), before, "an ejected backend got calls");
+    }
+    // Healthy again: re-admitted when its ejection time is up, and it gets calls.
+    bad.set_fail_percent(0);
+    let back = wait_until(|| bad_state(ChannelState::Ready), Duration::from_secs(4)).await;
+    assert!(back, "the backend was not re-admitted:\n{}", pool.status());
+    let calls = bad.stats().calls();
+    let serving = wait_until(|| bad.stats().calls() > calls + 10, Duration::from_secs(2)).await;
+    assert!(serving, "the re-admitted backend gets no calls");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}

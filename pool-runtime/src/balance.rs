@@ -61,6 +61,8 @@ pub(crate) fn choose(
         }
         let slot = &slots[position];
         match slot.state() {
+            // An address ejected by outlier detection takes no new calls.
+            ChannelState::Ready if slot.outcomes.is_some() && slot.is_ejected() => continue,
             ChannelState::Ready => {}
             ChannelState::Connecting => {
                 waiting = true;

@@ -162,6 +162,16 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             match future.await {
                 Ok(response) => {
                     conn.streams.accepted();
+                    // Outlier detection counts the call's status when it ends: now for a
+                    // Trailers-Only response (its headers carry it, and tonic may never read
+                    // the body), else when the body ends.
+                    let mut outcome = None;
+                    if let Some(outcomes) = &slot.outcomes {
+                        match grpc_status(response.headers()) {
+                            Some(code) => outcomes.record(code == tonic::Code::Ok),
+                            None => outcome = Some(None),
+                        }
+                    }
                     if let Some(commit) = commit {
                         // Trailers-Only (an error status and no message) does not commit.
                         if !response.headers().contains_key("grpc-status") {
@@ -169,7 +179,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                         }
                     }
                     let record = CallRecord::new(started, &slot, &response);
-                    Ok(response.map(|body| PooledBody::new(body, guard, record)))
+                    Ok(response.map(|body| PooledBody::new(body, guard, record, outcome)))
                 }
                 Err(err) => {
                     let verdict = classify(&*err);
@@ -181,6 +191,9 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
                         slot.metrics.refused_stream();
                     } else {
                         slot.failures.fetch_add(1, Ordering::Relaxed);
+                        if let Some(outcomes) = &slot.outcomes {
+                            outcomes.record(false);
+                        }
                     }
                     drop(guard);
                     if verdict.connection_lost {
@@ -253,15 +266,24 @@ pin_project_lite::pin_project! {
         inner: Option<Incoming>,
         guard: Option<InFlight>,
         record: Option<CallRecord>,
+        // With outlier detection: the status of Trailers-Only headers, if any, until the
+        // call's outcome is counted.
+        outcome: Option<Option<tonic::Code>>,
     }
 }
 
 impl PooledBody {
-    pub(crate) fn new(inner: Incoming, guard: InFlight, record: Option<CallRecord>) -> Self {
+    pub(crate) fn new(
+        inner: Incoming,
+        guard: InFlight,
+        record: Option<CallRecord>,
+        outcome: Option<Option<tonic::Code>>,
+    ) -> Self {
         Self {
             inner: Some(inner),
             guard: Some(guard),
             record,
+            outcome,
         }
     }
 }
@@ -311,6 +333,7 @@ impl Default for PooledBody {
             inner: None,
             guard: None,
             record: None,
+            outcome: None,
         }
     }
 }
@@ -343,6 +366,18 @@ impl HttpBody for PooledBody {
         };
         let result = result.map(|frame| frame.map(|frame| frame.map_err(body_error)));
         if done {
+            if let (Some(headers), Some(guard)) = (this.outcome.take(), this.guard.as_ref()) {
+                let code = match &result {
+                    Poll::Ready(Some(Err(_))) => None,
+                    Poll::Ready(Some(Ok(frame))) => {
+                        frame.trailers_ref().and_then(grpc_status).or(headers)
+                    }
+                    _ => headers,
+                };
+                if let Some(outcomes) = &guard.slot().outcomes {
+                    outcomes.record(code == Some(tonic::Code::Ok));
+                }
+            }
             this.guard.take();
             if let Some(mut record) = this.record.take() {
                 record.code = match &result {

@@ -91,6 +91,7 @@ mod maintain;
 pub mod metrics;
 mod named;
 mod options;
+mod outlier;
 mod pool;
 mod probe;
 mod queue;

@@ -34,6 +34,11 @@ pub(crate) async fn run(
     let mut window_start = Instant::now();
 
     let far = Duration::from_secs(365 * 24 * 3600);
+    let outlier = settings.outlier_detection().cloned();
+    let mut detector = crate::outlier::Detector::default();
+    let mut outlier_tick = tokio::time::interval(outlier.as_ref().map_or(far, |o| o.interval));
+    outlier_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    outlier_tick.reset();
     let mut last_resolve = Instant::now();
     let mut next_resolve = Instant::now() + settings.resolve_interval.unwrap_or(far);
 
@@ -41,6 +46,11 @@ pub(crate) async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             Some((e, addrs)) = recv(&mut discovered) => addresses::apply(&shared, e, addrs),
+            _ = outlier_tick.tick(), if outlier.is_some() => {
+                if let Some(config) = &outlier {
+                    detector.tick(&shared, config);
+                }
+            }
             _ = sampler.tick(), if elastic => {
                 samples.push(shared.load());
                 if window_start.elapsed() >= settings.resize_interval && !samples.is_empty() {

@@ -119,6 +119,10 @@ mod imp {
             metrics::counter!("grpc_pool_too_many_pings_total", "pool" => self.pool.clone())
                 .increment(1);
         }
+        pub(crate) fn ejected(&self) {
+            metrics::counter!("grpc_pool_ejections_total", "pool" => self.pool.clone())
+                .increment(1);
+        }
         pub(crate) fn retried(&self, reason: &'static str) {
             metrics::counter!("grpc_pool_retries_total", "pool" => self.pool.clone(), "reason" => reason)
                 .increment(1);
@@ -181,6 +185,7 @@ mod imp {
         pub(crate) fn refused_stream(&self) {}
         pub(crate) fn too_many_pings(&self) {}
         pub(crate) fn retried(&self, _reason: &'static str) {}
+        pub(crate) fn ejected(&self) {}
         pub(crate) fn refreshed(&self, _reason: &'static str) {}
         pub(crate) fn resized(&self, _direction: &'static str) {}
         #[inline]

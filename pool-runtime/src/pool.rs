@@ -120,6 +120,7 @@ impl Pool {
                 .and_then(|c| c.retry_throttling)
                 .map(crate::retry::Throttle::new),
             retries: crate::retry::Retries::default(),
+            ejections: AtomicU64::new(0),
         });
         let pool = Pool {
             handle: Arc::new(Handle {
@@ -144,7 +145,11 @@ impl Pool {
             started.spawn(&shared.tracker, &shared.cancel, &tx, &span);
             discovered = Some(rx);
         }
-        if settings.resolves_names() || settings.discovers() || settings.is_elastic() {
+        if settings.resolves_names()
+            || settings.discovers()
+            || settings.is_elastic()
+            || settings.outlier_detection().is_some()
+        {
             let task = crate::maintain::run(shared.clone(), discovered);
             shared.tracker.spawn(task.instrument(span.clone()));
         }

@@ -14,6 +14,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
+use crate::outlier::{FailurePercentage, OutlierDetection, SuccessRate};
+
+/// The name of gRFC A50's policy in `loadBalancingConfig`.
+const OUTLIER_DETECTION: &str = "outlier_detection_experimental";
 
 /// The most attempts a policy may ask for; larger values are lowered to it (gRFC A6).
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
@@ -26,6 +30,8 @@ pub(crate) struct ServiceConfig {
     /// For every method no other entry names (`"name": [{}]`).
     default: Option<Arc<MethodConfig>>,
     pub(crate) retry_throttling: Option<RetryThrottling>,
+    /// `loadBalancingConfig`'s `outlier_detection_experimental` (gRFC A50).
+    pub(crate) outlier_detection: Option<OutlierDetection>,
     /// Fields this version does not know, by JSON path.
     pub(crate) unknown: Vec<String>,
 }
@@ -151,8 +157,20 @@ pub(crate) fn parse(field: &str, text: &str) -> Result<ServiceConfig, ConfigErro
             "retryThrottling" => {
                 config.retry_throttling = Some(p.retry_throttling(key, value)?);
             }
-            // Recognised, not (yet) acted on by the pool: load balancing is its own.
-            "loadBalancingConfig" | "loadBalancingPolicy" | "healthCheckConfig" => {}
+            "loadBalancingConfig" => {
+                for (i, policy) in p.array(key, value)?.iter().enumerate() {
+                    let at = format!("loadBalancingConfig[{i}]");
+                    let policy = p.object(&at, policy)?;
+                    // The first policy this client knows is the one in effect (gRFC A24).
+                    if let Some(od) = policy.get(OUTLIER_DETECTION) {
+                        let at = format!("{at}.{OUTLIER_DETECTION}");
+                        config.outlier_detection = Some(p.outlier_detection(&at, od)?);
+                        break;
+                    }
+                }
+            }
+            // Recognised, not acted on: the pool balances by its own rule (least loaded).
+            "loadBalancingPolicy" | "healthCheckConfig" => {}
             _ => p.unknown.push(key.clone()),
         }
     }
@@ -415,6 +433,73 @@ impl Parser<'_> {
             return Err(self.error(&at, &Value::Null, "is required"));
         }
         Ok(policy)
+    }
+
+    fn outlier_detection(
+        &mut self,
+        path: &str,
+        value: &Value,
+    ) -> Result<OutlierDetection, ConfigError> {
+        let mut od = OutlierDetection::default();
+        for (key, v) in self.object(path, value)? {
+            let at = format!("{path}.{key}");
+            match key.as_str() {
+                "interval" => od.interval = self.positive_duration(&at, v)?,
+                "baseEjectionTime" => od.base_ejection_time = self.positive_duration(&at, v)?,
+                "maxEjectionTime" => od.max_ejection_time = self.positive_duration(&at, v)?,
+                "maxEjectionPercent" => od.max_ejection_percent = self.percent(&at, v)?,
+                "successRateEjection" => {
+                    let mut rule = SuccessRate::default();
+                    for (k, v) in self.object(&at, v)? {
+                        let at = format!("{at}.{k}");
+                        match k.as_str() {
+                            "stdevFactor" => rule.stdev_factor = self.whole(&at, v)?,
+                            "enforcementPercentage" => {
+                                rule.enforcement_percentage = self.percent(&at, v)?
+                            }
+                            "minimumHosts" => rule.minimum_hosts = self.whole(&at, v)?,
+                            "requestVolume" => rule.request_volume = self.whole(&at, v)?,
+                            _ => self.unknown.push(at),
+                        }
+                    }
+                    od.success_rate = Some(rule);
+                }
+                "failurePercentageEjection" => {
+                    let mut rule = FailurePercentage::default();
+                    for (k, v) in self.object(&at, v)? {
+                        let at = format!("{at}.{k}");
+                        match k.as_str() {
+                            "threshold" => rule.threshold = self.percent(&at, v)?,
+                            "enforcementPercentage" => {
+                                rule.enforcement_percentage = self.percent(&at, v)?
+                            }
+                            "minimumHosts" => rule.minimum_hosts = self.whole(&at, v)?,
+                            "requestVolume" => rule.request_volume = self.whole(&at, v)?,
+                            _ => self.unknown.push(at),
+                        }
+                    }
+                    od.failure_percentage = Some(rule);
+                }
+                // The policy it wraps: the pool's own balancing either way.
+                "childPolicy" => {}
+                _ => self.unknown.push(at),
+            }
+        }
+        Ok(od)
+    }
+
+    fn whole(&self, path: &str, v: &Value) -> Result<u32, ConfigError> {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| self.error(path, v, "must be a whole number"))
+    }
+
+    fn percent(&self, path: &str, v: &Value) -> Result<u32, ConfigError> {
+        let n = self.whole(path, v)?;
+        if n > 100 {
+            return Err(self.error(path, v, "must be a percentage from 0 to 100"));
+        }
+        Ok(n)
     }
 
     /// `maxAttempts`: at least 2, lowered to [`MAX_ATTEMPTS`].

@@ -143,6 +143,11 @@ impl Settings {
             .any(|e| e.addr.is_none() && e.etcd_prefix.is_none())
     }
 
+    /// The service config's outlier detection, if any.
+    pub(crate) fn outlier_detection(&self) -> Option<&crate::outlier::OutlierDetection> {
+        self.service_config.as_ref()?.outlier_detection.as_ref()
+    }
+
     /// Whether some endpoint's addresses come from a naming service (etcd).
     pub(crate) fn discovers(&self) -> bool {
         self.etcd.is_some()

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) throttle: Option<crate::retry::Throttle>,
     /// Calls sent again, by reason (see [`PoolStatus::retries`]).
     pub(crate) retries: crate::retry::Retries,
+    /// Addresses ejected by outlier detection since start.
+    pub(crate) ejections: AtomicU64,
 }
 
 impl Shared {
@@ -76,6 +78,7 @@ impl Shared {
         status.too_many_pings = keepalive.too_many_pings();
         status.keepalive = keepalive.interval(self.settings.keepalive);
         status.retries = self.retries.snapshot();
+        status.ejections = self.ejections.load(Ordering::Relaxed);
         status.discovery = self
             .discovery
             .iter()
@@ -190,6 +193,7 @@ pub(crate) fn new_slot(
         signals.clone(),
         metrics.clone(),
         cancel.child_token(),
+        settings.outlier_detection().is_some(),
     ));
     metrics.state_changed(None, Some(ChannelState::Connecting));
     slot

@@ -4,7 +4,7 @@
 //! by `checkout`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -53,6 +53,11 @@ pub(crate) struct Slot {
     /// Consecutive failed connection attempts (reset when a connection is made).
     pub(crate) connect_failures: AtomicU32,
     last_error: Mutex<Option<String>>,
+    /// Call outcomes for outlier detection (`None`: the pool has none).
+    pub(crate) outcomes: Option<crate::outlier::Outcomes>,
+    /// Set while outlier detection ejects the slot's address: it takes no new calls.
+    ejected: AtomicBool,
+    ejected_until: Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Slot {
@@ -63,8 +68,12 @@ impl Slot {
         signals: Arc<Signals>,
         metrics: Arc<PoolMetrics>,
         stop: CancellationToken,
+        track_outcomes: bool,
     ) -> Self {
         Self {
+            outcomes: track_outcomes.then(crate::outlier::Outcomes::default),
+            ejected: AtomicBool::new(false),
+            ejected_until: Mutex::new(None),
             index,
             endpoint_index,
             endpoint,
@@ -288,15 +297,38 @@ impl Slot {
         self.signals.released();
     }
 
+    /// The address the slot is connected to, else the one it will try first.
+    pub(crate) fn address(&self) -> Option<SocketAddr> {
+        self.conn()
+            .and_then(|c| c.peer)
+            .or_else(|| self.preferred())
+    }
+
+    /// Whether outlier detection ejected the slot's address.
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
+    /// Ejects the slot until `until`, or (`None`) lets it take calls again.
+    pub(crate) fn set_ejected(&self, until: Option<std::time::SystemTime>) {
+        let was = self.ejected.swap(until.is_some(), Ordering::Relaxed);
+        *self.ejected_until.lock().unwrap_or_else(|p| p.into_inner()) = until;
+        if was && until.is_none() {
+            // Calls waiting for room may take this slot now.
+            self.signals.state_changed();
+        }
+    }
+
     pub(crate) fn status(&self) -> ChannelStatus {
         ChannelStatus {
             index: self.index,
             endpoint: self.endpoint.display.clone(),
-            address: self
-                .conn()
-                .and_then(|c| c.peer)
-                .or_else(|| self.preferred()),
-            state: self.state(),
+            address: self.address(),
+            state: match self.state() {
+                ChannelState::Ready if self.is_ejected() => ChannelState::Ejected,
+                state => state,
+            },
+            ejected_until: *self.ejected_until.lock().unwrap_or_else(|p| p.into_inner()),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
@@ -321,6 +353,11 @@ impl InFlight {
     /// Wraps a reservation already counted by [`Slot::try_reserve`].
     pub(crate) fn reserved(slot: Arc<Slot>) -> Self {
         Self { slot }
+    }
+
+    /// The slot the call runs on.
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
     }
 
     /// Counts a new call (no cap: the caller already holds a checkout).

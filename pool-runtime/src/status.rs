@@ -18,6 +18,9 @@ pub enum ChannelState {
     Backoff = 3,
     /// Shut down.
     Closed = 4,
+    /// Connected, but its address is ejected by outlier detection: receives no calls until
+    /// [`ChannelStatus::ejected_until`].
+    Ejected = 5,
 }
 
 impl ChannelState {
@@ -39,6 +42,7 @@ impl ChannelState {
             ChannelState::Unhealthy => "unhealthy",
             ChannelState::Backoff => "backoff",
             ChannelState::Closed => "closed",
+            ChannelState::Ejected => "ejected",
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct ChannelStatus {
     pub probe_attempts: u64,
     /// The last connection or health error, if any.
     pub last_error: Option<String>,
+    /// Until when outlier detection ejects the channel's address (state `Ejected`).
+    pub ejected_until: Option<std::time::SystemTime>,
 }
 
 /// A snapshot of a pool, from [`Pool::status`](crate::Pool::status). `Display` prints a table.
@@ -134,6 +140,8 @@ pub struct PoolStatus {
     pub channels: Vec<ChannelStatus>,
     /// Calls sent again, by reason.
     pub retries: RetryCounts,
+    /// Addresses ejected by outlier detection since start.
+    pub ejections: u64,
     /// Per endpoint whose servers come from a naming service (`etcd:///<prefix>`): where
     /// the addresses came from and whether the source is reachable.
     pub discovery: Vec<DiscoveryStatus>,
@@ -210,6 +218,7 @@ impl PoolStatus {
             closed,
             channels,
             retries: RetryCounts::default(),
+            ejections: 0,
             discovery: Vec::new(),
         }
     }

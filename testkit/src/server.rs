@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -160,7 +160,8 @@ impl Drop for CallGuard {
 pub struct EchoService {
     stats: Arc<ServerStats>,
     delay: Duration,
-    failing: Arc<AtomicBool>,
+    /// Percent of calls failed with UNAVAILABLE (100: every call).
+    failing: Arc<AtomicU32>,
     /// Calls seen per `message`, for `fail_attempts`.
     attempts: Arc<std::sync::Mutex<HashMap<String, u32>>>,
 }
@@ -201,8 +202,11 @@ impl EchoService {
     }
 
     fn check_fail(&self, code: i32) -> Result<(), Status> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(Status::unavailable("server set to fail every call"));
+        let percent = self.failing.load(Ordering::SeqCst);
+        if percent >= 100 || (percent > 0 && fastrand::u32(0..100) < percent) {
+            return Err(Status::unavailable(format!(
+                "server set to fail {percent} % of calls"
+            )));
         }
         if code != 0 {
             return Err(Status::new(
@@ -417,7 +421,7 @@ impl EchoServerBuilder {
             TcpListener::bind(self.addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(ServerStats::default());
-        let failing = Arc::new(AtomicBool::new(false));
+        let failing = Arc::new(AtomicU32::new(0));
         let service = EchoService {
             stats: stats.clone(),
             delay: self.delay,
@@ -508,7 +512,7 @@ pub struct EchoServer {
     addr: SocketAddr,
     stats: Arc<ServerStats>,
     reporter: HealthReporter,
-    failing: Arc<AtomicBool>,
+    failing: Arc<AtomicU32>,
     kill: CancellationToken,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -555,7 +559,11 @@ impl EchoServer {
     }
     /// Makes every call fail with `UNAVAILABLE` (or succeed again).
     pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+        self.set_fail_percent(if failing { 100 } else { 0 });
+    }
+    /// Makes `percent` % of calls (chosen at random) fail with `UNAVAILABLE`.
+    pub fn set_fail_percent(&self, percent: u32) {
+        self.failing.store(percent.min(100), Ordering::SeqCst);
     }
     /// Graceful shutdown: GOAWAY, in-flight calls finish, then the task ends.
     pub async fn shutdown(mut self) {
