@@ -601,6 +601,45 @@ mod tests {
     }
 
     #[test]
+    fn outlier_detection_with_a50s_defaults_for_what_is_left_out() {
+        let config = parse(
+            "f",
+            r#"{"loadBalancingConfig": [
+                {"outlier_detection_experimental": {
+                    "interval": "0.5s",
+                    "failurePercentageEjection": {"threshold": 40},
+                    "childPolicy": [{"round_robin": {}}]
+                }},
+                {"round_robin": {}}
+            ]}"#,
+        )
+        .unwrap();
+        let od = config.outlier_detection.unwrap();
+        assert_eq!(od.interval, Duration::from_millis(500));
+        assert_eq!(od.base_ejection_time, Duration::from_secs(30));
+        assert_eq!(od.max_ejection_time, Duration::from_secs(300));
+        assert_eq!(od.max_ejection_percent, 10);
+        assert_eq!(od.success_rate, None, "off unless configured");
+        let rule = od.failure_percentage.unwrap();
+        assert_eq!(
+            (rule.threshold, rule.minimum_hosts, rule.request_volume),
+            (40, 5, 50)
+        );
+        let err = parse(
+            "f",
+            r#"{"loadBalancingConfig": [{"outlier_detection_experimental": {"maxEjectionPercent": 101}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "loadBalancingConfig[0].outlier_detection_experimental.maxEjectionPercent"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn backoff_is_random_below_the_exponential_cap() {
         let config = parse("f", CONFIG).unwrap();
         let retry = config

@@ -390,6 +390,7 @@ mod tests {
             Arc::new(Signals::default()),
             Arc::new(PoolMetrics::new("t")),
             CancellationToken::new(),
+            false,
         )
     }
 
