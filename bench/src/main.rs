@@ -31,7 +31,7 @@ use crate::scenarios::Opts;
 
 const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...] [--downtime S,S,...]
        pool-bench summarize RUN.json... [--markdown FILE.md]
-scenarios: overhead, overhead-tls, streams-limited, streams-limited-tls, skewed, degraded, tail, streaming,
+scenarios: overhead, overhead-tls, streams-limited, streams-limited-tls, skewed, degraded, failing, tail, streaming,
            concurrency, cold-start, recovery, scale (these are `all`, in this order);
            soak (pass/fail leak check, 2 min, --quick 30 s; run only when named)";
 

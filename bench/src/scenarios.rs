@@ -23,13 +23,14 @@ pub(crate) const N: usize = 8;
 
 /// Every scenario, in the order `all` runs them. `scale` is last: it opens thousands of
 /// connections, and their sockets linger after it.
-pub(crate) const ALL: [&str; 12] = [
+pub(crate) const ALL: [&str; 13] = [
     "overhead",
     "overhead-tls",
     "streams-limited",
     "streams-limited-tls",
     "skewed",
     "degraded",
+    "failing",
     "tail",
     "streaming",
     "concurrency",
@@ -166,6 +167,7 @@ pub(crate) async fn run(
         "skewed" => skewed(opts, progress).await,
         "tail" => tail(opts, progress).await,
         "degraded" => degraded(opts, progress).await,
+        "failing" => failing(opts, progress).await,
         "streaming" => streaming(opts, progress).await,
         "concurrency" => crate::concurrency::concurrency(opts, progress).await,
         "scale" => crate::scale::scale(opts, progress).await,
@@ -549,6 +551,92 @@ async fn degraded(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport,
         plot_title: Some("degraded: latency".into()),
         rows: all,
         notes: vec![],
+        charts: vec![],
+        verdict: None,
+    })
+}
+
+/// The service config of the `pool` contender in `failing`: `Work` retried on UNAVAILABLE,
+/// and a backend failing more than 30 % of its calls ejected.
+const FAILING_POLICIES: &str = r#"{
+  "methodConfig": [{
+    "name": [{"service": "poolbench.v1.Bench", "method": "Work"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.001s",
+      "maxBackoff": "0.01s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }],
+  "loadBalancingConfig": [{"outlier_detection_experimental": {
+    "interval": "1s",
+    "baseEjectionTime": "30s",
+    "maxEjectionPercent": 34,
+    "failurePercentageEjection": {"threshold": 30, "minimumHosts": 3, "requestVolume": 50}
+  }}]
+}"#;
+
+/// Three backends; one fails half its calls with `UNAVAILABLE`. Calls take 1 ms. The pool runs
+/// with a retry policy and outlier detection (its service config); `vec-rr` and `balance` with
+/// none, as their users run them.
+async fn failing(opts: &Opts, progress: &ProgressBar) -> Result<ScenarioReport, BoxError> {
+    let healthy = [
+        BenchServer::start(&opts.server(None))?,
+        BenchServer::start(&opts.server(None))?,
+    ];
+    let bad = BenchServer::start(&ServerConfig {
+        fail_percent: 50,
+        ..opts.server(None)
+    })?;
+    let mut dest = Dest::plain(healthy[0].uri());
+    dest.more = vec![healthy[1].uri(), bad.uri()];
+    dest.pool_service_config = Some(FAILING_POLICIES);
+    let load = Load {
+        callers: 32,
+        call: Call::Unary {
+            fast_us: 1_000,
+            slow_us: 0,
+            slow_every: 0,
+            payload: 16,
+        },
+    };
+    let kinds = [Kind::Pool, Kind::VecRr, Kind::Balance];
+    let mut contenders = Vec::new();
+    for kind in kinds.into_iter().filter(|k| opts.kinds().contains(k)) {
+        contenders.push(Arc::new(
+            Contender::build(kind, &dest, N, Open::Eager).await?,
+        ));
+    }
+    let samples = driver::measure(&contenders, load, opts.schedule, progress).await;
+    let (all, _) = load_rows_of(&contenders, &samples, load);
+    close_contenders(contenders).await;
+    let success = |name: &str| {
+        row(&all, name).map_or(f64::NAN, |r| {
+            r.calls as f64 / (r.calls + r.errors).max(1) as f64
+        })
+    };
+    let targets = vec![
+        Target::at_least("failing: pool success rate", success("pool"), 0.999),
+        Target::at_least(
+            "failing: pool throughput / vec-rr",
+            ratio(&all, "vec-rr", |r| r.throughput),
+            1.0,
+        ),
+    ];
+    let notes = ["pool", "vec-rr", "balance"]
+        .iter()
+        .map(|name| format!("{name}: success rate {:.4}", success(name)))
+        .collect();
+    Ok(ScenarioReport {
+        name: "failing".into(),
+        description: "3 backends, one fails 50 % of calls with UNAVAILABLE; 1 ms calls; 32 callers; 8 channels over the 3; the pool retries (3 attempts) and ejects outliers".into(),
+        params: json!({ "load": load, "channels": N, "backends": 3, "fail_percent": 50, "pool_service_config": FAILING_POLICIES }),
+        tables: vec![Table::of_load("failing: every call (errors: calls that failed)", "calls/s", &all)],
+        targets,
+        plot_title: Some("failing: latency of the calls that succeeded".into()),
+        rows: all,
+        notes,
         charts: vec![],
         verdict: None,
     })

@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// Every handler delay is this many times what the call asks (0 or 1: as asked): a
     /// backend that answers 10 times slower than its peers.
     pub slowdown: u32,
+    /// Percent of `Work` calls failed at once with `UNAVAILABLE` (chosen at random).
+    pub fail_percent: u32,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             backlog: None,
             stall: None,
             slowdown: 1,
+            fail_percent: 0,
         }
     }
 }
@@ -88,6 +91,8 @@ struct BenchService {
     stall: Option<(Duration, Duration, std::time::Instant)>,
     /// See [`ServerConfig::slowdown`].
     slowdown: u32,
+    /// See [`ServerConfig::fail_percent`].
+    fail_percent: u32,
     calls: Arc<AtomicU64>,
 }
 
@@ -97,6 +102,9 @@ type FeedStream = Pin<Box<dyn Stream<Item = Result<WorkReply, Status>> + Send + 
 impl Bench for BenchService {
     async fn work(&self, request: Request<WorkRequest>) -> Result<Response<WorkReply>, Status> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.fail_percent > 0 && fastrand::u32(0..100) < self.fail_percent {
+            return Err(Status::unavailable("this backend fails some calls"));
+        }
         let request = request.into_inner();
         let slow =
             request.server_slow_every > 0 && fastrand::u32(0..request.server_slow_every) == 0;
@@ -237,6 +245,7 @@ impl BenchServer {
                 .stall
                 .map(|(stall, period)| (stall, period, std::time::Instant::now())),
             slowdown: config.slowdown,
+            fail_percent: config.fail_percent,
             ..BenchService::default()
         };
         let calls = service.calls.clone();
