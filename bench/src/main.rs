@@ -31,9 +31,10 @@ use crate::scenarios::Opts;
 
 const USAGE: &str = "usage: pool-bench <scenario>|all [--json FILE] [--plot FILE.svg] [--markdown FILE.md] [--duration S] [--rounds N] [--server-threads N] [--quick] [--bare] [--only pool,raw,...] [--downtime S,S,...]
        pool-bench summarize RUN.json... [--markdown FILE.md]
-scenarios: overhead, overhead-tls, streams-limited, streams-limited-tls, skewed, degraded, failing, tail, streaming,
-           concurrency, cold-start, recovery, scale (these are `all`, in this order);
-           soak (pass/fail leak check, 2 min, --quick 30 s; run only when named)";
+scenarios: overhead, overhead-tls, streams-limited, streams-limited-tls, degraded, failing, tail,
+           streaming, concurrency, cold-start, recovery, scale (these are `all`, in this order);
+           soak (pass/fail leak check, 2 min, --quick 30 s), skewed (a control: no choice of
+           channel helps there) (run only when named)";
 
 #[derive(Debug, Default)]
 struct Args {
