@@ -507,3 +507,52 @@ async fn an_outlier_backend_is_ejected_and_readmitted() {
         worker.await.unwrap();
     }
 }
+
+/// A client-streaming call under a retry policy: retried (its messages sent again) while they
+/// fit the 256 KiB retry buffer, committed once they outgrow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stream_is_retried_within_the_buffer_and_committed_past_it() {
+    let server = EchoServer::start().await.unwrap();
+    let config = r#"{"methodConfig": [{
+        "name": [{"service": "grpcpool.test.v1.Echo", "method": "ClientStream"}],
+        "retryPolicy": {
+          "maxAttempts": 3,
+          "initialBackoff": "0.01s",
+          "maxBackoff": "0.05s",
+          "backoffMultiplier": 2,
+          "retryableStatusCodes": ["UNAVAILABLE"]
+        }
+    }]}"#;
+    let pool = pool(&server, "policy-client-stream", config).await;
+    let client = PooledEchoClient::new(pool.clone());
+    // The server reads the whole stream, then fails the first time it sees "small".
+    let messages = |key: &str, size: usize| {
+        let first = EchoRequest {
+            message: key.to_owned(),
+            fail_code: Code::Unavailable as i32,
+            fail_attempts: 1,
+            ..Default::default()
+        };
+        let rest = (0..2).map(move |_| EchoRequest {
+            message: "x".repeat(size),
+            ..Default::default()
+        });
+        tokio_stream::iter(std::iter::once(first).chain(rest))
+    };
+    let reply = client
+        .client_stream(messages("small", 10))
+        .await
+        .expect("retried with the same three messages");
+    assert_eq!(reply.into_inner().count, 3, "all three messages sent again");
+    assert_eq!(server.stats().calls(), 2);
+    assert_eq!(pool.status().retries.policy, 1);
+
+    // 2 x 200 KiB: past the buffer, the call is committed and its failure comes back.
+    let status = client
+        .client_stream(messages("large", 200 * 1024))
+        .await
+        .expect_err("not retried past the buffer limit");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.stats().calls(), 3);
+    assert_eq!(pool.status().retries.policy, 1);
+}

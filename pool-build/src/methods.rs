@@ -8,9 +8,9 @@
 //! - one request message (unary, server streaming): through the runtime's `unary`, which
 //!   checks out a channel and sends the request again on another connection when the server
 //!   provably never saw it, since a clone of the message can be sent again;
-//! - a request stream (client streaming, bidi): one `checkout_for_stream` (bounded by the
-//!   request's deadline), kept until the call ends, since a stream's messages cannot be sent
-//!   twice.
+//! - a request stream (client streaming, bidi): through the runtime's `streaming`, which
+//!   checks out a channel kept until the call ends; only a method with a retry policy is sent
+//!   again, from the messages the runtime kept (up to its retry buffer).
 
 use proc_macro2::{Ident, TokenStream};
 use prost_build::{Method, Service};
@@ -185,7 +185,8 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
     }
 }
 
-/// A stream of requests, one response: one channel for the whole call, never retried.
+/// A stream of requests, one response: one channel for the whole call, retried only under a
+/// retry policy.
 fn client_streaming(rpc: &Rpc) -> TokenStream {
     let Rpc {
         docs,
@@ -197,8 +198,11 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
-    let shape_doc =
-        format!(" Client-streaming `{path}`: the call keeps its channel until it ends.");
+    let shape_doc = format!(
+        " Client-streaming `{path}`: the call keeps its channel until it ends; under a \
+                 retry policy, a failure before the response is retried while the messages \
+                 sent fit the 256 KiB retry buffer."
+    );
     quote! {
         #docs
         #[doc = #shape_doc]
@@ -207,15 +211,22 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
             &self,
             request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
-            let mut request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel =
-                #p::checkout_for_stream(&self.pool, &self.options, #method_path, &mut request).await?;
-            self.tonic_client(channel).#ident(request).await
+            #p::streaming(
+                &self.pool,
+                &self.options,
+                #method_path,
+                #p::tonic::IntoStreamingRequest::into_streaming_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.#ident(request).await }
+                },
+            )
+            .await
         }
     }
 }
 
-/// Streams both ways: one channel for the whole call, never retried.
+/// Streams both ways: one channel for the whole call, retried only under a retry policy.
 fn bidi_streaming(rpc: &Rpc) -> TokenStream {
     let Rpc {
         docs,
@@ -227,7 +238,11 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
-    let shape_doc = format!(" Bidirectional `{path}`: the call keeps its channel until it ends.");
+    let shape_doc = format!(
+        " Bidirectional `{path}`: the call keeps its channel until it ends; under a retry \
+         policy, a failure before the response headers is retried while the messages sent fit \
+         the 256 KiB retry buffer."
+    );
     quote! {
         #docs
         #[doc = #shape_doc]
@@ -239,10 +254,17 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
             #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
             #p::tonic::Status,
         > {
-            let mut request = #p::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel =
-                #p::checkout_for_stream(&self.pool, &self.options, #method_path, &mut request).await?;
-            self.tonic_client(channel).#ident(request).await
+            #p::streaming(
+                &self.pool,
+                &self.options,
+                #method_path,
+                #p::tonic::IntoStreamingRequest::into_streaming_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.#ident(request).await }
+                },
+            )
+            .await
         }
     }
 }
@@ -285,9 +307,17 @@ mod tests {
     /// `rpc`.
     fn stream_call(rpc: TokenStream, path: &str) -> TokenStream {
         quote!({
-            let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request);
-            let channel = ::grpc_pool::__private::checkout_for_stream(&self.pool, &self.options, #path, &mut request).await?;
-            self.tonic_client(channel).#rpc(request).await
+            ::grpc_pool::__private::streaming(
+                &self.pool,
+                &self.options,
+                #path,
+                ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.#rpc(request).await }
+                },
+            )
+            .await
         })
     }
 

@@ -96,6 +96,7 @@ mod pool;
 mod probe;
 mod queue;
 pub mod registry;
+mod replay;
 mod resize;
 pub mod resolver;
 mod retry;

@@ -462,6 +462,99 @@ fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
     MetadataValue::try_from(value.as_bytes()).expect("digits and a unit are ASCII")
 }
 
+/// Runs a call with a request stream (client streaming, bidi). Without a retry policy for
+/// `method`, it checks out a channel (waiting no longer than the call's deadline) and makes
+/// the call once, with the caller's stream as it is. Under a `retryPolicy`, the messages sent
+/// are kept up to 256 KiB ([`crate::replay`]): a failure before the response headers (and
+/// before the limit) is retried like a unary call, the kept messages sent first; past the
+/// limit, the call is committed.
+pub async fn streaming<M, S, R, F, Fut>(
+    pool: &Pool,
+    options: &ClientOptions,
+    method: &'static str,
+    request: Request<S>,
+    mut call: F,
+) -> Result<Response<R>, Status>
+where
+    M: prost::Message + Clone + Send + 'static,
+    S: futures_util::Stream<Item = M> + Send + 'static,
+    F: FnMut(PooledChannel, Request<crate::replay::RequestStream<M>>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    use crate::replay::{Replay, RequestStream};
+
+    let shared = pool.shared();
+    let policy = method_config(pool, method);
+    let (mut metadata, mut extensions, source) = request.into_parts();
+    let deadline = call_deadline(pool, &metadata, policy);
+    let wait_for_ready = options.waits_for_ready(pool, policy);
+    let set_timeout = |metadata: &mut MetadataMap| {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            metadata.insert("grpc-timeout", timeout_value(left));
+        }
+    };
+    let Some(retry) = policy.and_then(|p| p.retry.as_ref()) else {
+        let channel = crate::balance::checkout(shared, &[], deadline, wait_for_ready).await?;
+        if policy.is_some_and(|p| p.timeout.is_some()) {
+            set_timeout(&mut metadata);
+        }
+        let stream = RequestStream::Plain(Box::pin(source));
+        let attempt = Request::from_parts(metadata, extensions, stream);
+        return call(channel, attempt).await;
+    };
+    let throttle = shared.throttle.as_ref();
+    let replay = Replay::new(source);
+    let mut attempts = 1u32;
+    let mut tried: Vec<u64> = Vec::new();
+    loop {
+        let channel = crate::balance::checkout(shared, &tried, deadline, wait_for_ready).await?;
+        let conn = channel.connection_id();
+        set_timeout(&mut metadata);
+        let committed = Commit::default();
+        extensions.insert(committed.clone());
+        let stream = RequestStream::Replayed(replay.attempt());
+        let attempt = Request::from_parts(metadata.clone(), extensions.clone(), stream);
+        let status = match call(channel, attempt).await {
+            Ok(response) => {
+                if let Some(throttle) = throttle {
+                    throttle.succeeded();
+                }
+                return Ok(response);
+            }
+            Err(status) => at_deadline(status, deadline),
+        };
+        if !replay.replayable() {
+            debug!(pool = %pool.name(), method, "not retried: the request stream outgrew the retry buffer (committed)");
+            return Err(status);
+        }
+        let pause = match policy_retry(retry, throttle, &status, attempts, &committed) {
+            Ok(pause) => pause,
+            Err(why) => {
+                if why == THROTTLED {
+                    shared.retries.throttled.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.retried("throttled");
+                }
+                debug!(pool = %pool.name(), method, attempts, code = ?status.code(), why, "not retried");
+                return Err(status);
+            }
+        };
+        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            return Err(status);
+        }
+        tokio::time::sleep(pause).await;
+        attempts += 1;
+        tried.push(conn);
+        shared.retries.policy.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.retried("policy");
+        metadata.insert(
+            "grpc-previous-rpc-attempts",
+            MetadataValue::from(attempts - 1),
+        );
+        debug!(pool = %pool.name(), method, attempt = attempts, code = ?status.code(), ?pause, "retrying a streaming call under the method's retry policy");
+    }
+}
+
 /// Checks out a channel for a streaming call (no transparent retry: a stream's messages
 /// are not replayable), waiting no longer than the call's deadline (its `grpc-timeout` or
 /// the pool's `request_timeout`). Checkout errors become a `Status`.

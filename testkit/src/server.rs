@@ -284,11 +284,21 @@ impl Echo for EchoService {
         let mut inbound = req.into_inner();
         let mut count = 0u64;
         let mut last = String::new();
+        // A message with `fail_attempts` fails the call once the whole stream was read (retry
+        // tests: the client has sent everything by then).
+        let mut fail_at_end = None;
         while let Some(msg) = inbound.next().await {
             let msg = msg?;
-            self.check_fail(msg.fail_code)?;
+            if msg.fail_attempts > 0 {
+                fail_at_end.get_or_insert_with(|| msg.clone());
+            } else {
+                self.check_fail(msg.fail_code)?;
+            }
             count += 1;
             last = msg.message;
+        }
+        if let Some(msg) = fail_at_end {
+            self.check_unary_fail(&msg)?;
         }
         guard.done();
         Ok(Response::new(EchoReply {

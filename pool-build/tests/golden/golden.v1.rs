@@ -743,7 +743,7 @@ impl PooledGreeterClient {
             )
             .await
     }
-    /// Client-streaming `golden.v1.Greeter/Collect`: the call keeps its channel until it ends.
+    /// Client-streaming `golden.v1.Greeter/Collect`: the call keeps its channel until it ends; under a retry policy, a failure before the response is retried while the messages sent fit the 256 KiB retry buffer.
     pub async fn collect(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<
@@ -753,19 +753,21 @@ impl PooledGreeterClient {
         ::grpc_pool::__private::tonic::Response<HelloReply>,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
-            request,
-        );
-        let channel = ::grpc_pool::__private::checkout_for_stream(
+        ::grpc_pool::__private::streaming(
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/Collect",
-                &mut request,
+                ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+                    request,
+                ),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.collect(request).await }
+                },
             )
-            .await?;
-        self.tonic_client(channel).collect(request).await
+            .await
     }
-    /// Bidirectional `golden.v1.Greeter/Chat`: the call keeps its channel until it ends.
+    /// Bidirectional `golden.v1.Greeter/Chat`: the call keeps its channel until it ends; under a retry policy, a failure before the response headers is retried while the messages sent fit the 256 KiB retry buffer.
     pub async fn chat(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<
@@ -777,17 +779,19 @@ impl PooledGreeterClient {
         >,
         ::grpc_pool::__private::tonic::Status,
     > {
-        let mut request = ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
-            request,
-        );
-        let channel = ::grpc_pool::__private::checkout_for_stream(
+        ::grpc_pool::__private::streaming(
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/Chat",
-                &mut request,
+                ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
+                    request,
+                ),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.chat(request).await }
+                },
             )
-            .await?;
-        self.tonic_client(channel).chat(request).await
+            .await
     }
     /// A method named with a Rust keyword.
     ///
