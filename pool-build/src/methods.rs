@@ -361,7 +361,7 @@ mod tests {
                 >
             },
         );
-        // The same body as a unary call: no `checkout_for_stream`.
+        // The same body as a unary call: not the request-stream path (`streaming`).
         assert_tokens(
             &f.block,
             retried_call(quote!(watch), "/pkg.v1.HelloWorld/Watch"),

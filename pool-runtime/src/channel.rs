@@ -154,7 +154,11 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             });
         }
         // A call under a retry policy learns here when it is committed (response headers).
-        let commit = request.extensions().get::<Commit>().cloned();
+        let commit = if self.slot.policies {
+            request.extensions().get::<Commit>().cloned()
+        } else {
+            None
+        };
         // hyper's sender needs `&mut` to send: a clone of the connection's, made here rather
         // than at checkout, so a checkout (and a clone of this channel) costs none of it.
         let future = self.conn.http2.clone().send(request);

@@ -1,8 +1,9 @@
 //! Retries: [`unary`] sends a call again on another connection when the server provably
 //! never saw it (transparent retry), and when the method's `retryPolicy` from the service
-//! config allows it (policy retry, gRFC A6); [`checkout_for_stream`] checks out for a call
-//! that is never retried. Both are used by generated clients (through `__private`), and both
-//! apply the method's `timeout` and `waitForReady`.
+//! config allows it (policy retry, gRFC A6); [`streaming`] makes a call with a request
+//! stream, retried only under a retry policy, from the messages it kept. Both are used by
+//! generated clients (through `__private`), and both apply the method's `timeout` and
+//! `waitForReady`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,30 +119,20 @@ where
                 let Some(retry) = retry else {
                     return Err(status);
                 };
-                let pause = match policy_retry(retry, throttle, &status, attempts, &committed) {
-                    Ok(pause) => pause,
-                    Err(why) => {
-                        if why == THROTTLED {
-                            shared.retries.throttled.fetch_add(1, Ordering::Relaxed);
-                            shared.metrics.retried("throttled");
-                        }
-                        debug!(pool = %pool.name(), method, attempts, code = ?status.code(), why, "not retried");
-                        return Err(status);
-                    }
+                let next = Attempt {
+                    pool,
+                    method,
+                    retry,
+                    throttle,
+                    deadline,
                 };
-                if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                if !next
+                    .prepare(&status, &mut attempts, &committed, &mut metadata)
+                    .await
+                {
                     return Err(status);
                 }
-                tokio::time::sleep(pause).await;
-                attempts += 1;
-                shared.retries.policy.fetch_add(1, Ordering::Relaxed);
-                shared.metrics.retried("policy");
                 tried.push(conn);
-                metadata.insert(
-                    "grpc-previous-rpc-attempts",
-                    MetadataValue::from(attempts - 1),
-                );
-                debug!(pool = %pool.name(), method, attempt = attempts, code = ?status.code(), ?pause, "retrying under the method's retry policy");
             }
             Some(NotSentBecause::Refused) => {
                 let until = *refused_until.get_or_insert_with(|| {
@@ -300,6 +291,54 @@ where
                 return Err(Status::deadline_exceeded("deadline exceeded while hedged attempts ran"));
             }
         }
+    }
+}
+
+/// What a policy retry needs to decide on the next attempt.
+struct Attempt<'a> {
+    pool: &'a Pool,
+    method: &'static str,
+    retry: &'a RetryPolicy,
+    throttle: Option<&'a Throttle>,
+    deadline: Option<Instant>,
+}
+
+impl Attempt<'_> {
+    /// After a failed attempt: `false` when the call ends with `status` (see
+    /// [`policy_retry`], or the pause would outlast the deadline); else waits the pause,
+    /// counts the attempt and marks the next one with `grpc-previous-rpc-attempts`.
+    async fn prepare(
+        &self,
+        status: &Status,
+        attempts: &mut u32,
+        committed: &Commit,
+        metadata: &mut MetadataMap,
+    ) -> bool {
+        let shared = self.pool.shared();
+        let pause = match policy_retry(self.retry, self.throttle, status, *attempts, committed) {
+            Ok(pause) => pause,
+            Err(why) => {
+                if why == THROTTLED {
+                    shared.retries.throttled.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.retried("throttled");
+                }
+                debug!(pool = %self.pool.name(), method = self.method, attempts, code = ?status.code(), why, "not retried");
+                return false;
+            }
+        };
+        if self.deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        *attempts += 1;
+        shared.retries.policy.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.retried("policy");
+        metadata.insert(
+            "grpc-previous-rpc-attempts",
+            MetadataValue::from(*attempts - 1),
+        );
+        debug!(pool = %self.pool.name(), method = self.method, attempt = *attempts, code = ?status.code(), ?pause, "retrying under the method's retry policy");
+        true
     }
 }
 
@@ -528,54 +567,19 @@ where
             debug!(pool = %pool.name(), method, "not retried: the request stream outgrew the retry buffer (committed)");
             return Err(status);
         }
-        let pause = match policy_retry(retry, throttle, &status, attempts, &committed) {
-            Ok(pause) => pause,
-            Err(why) => {
-                if why == THROTTLED {
-                    shared.retries.throttled.fetch_add(1, Ordering::Relaxed);
-                    shared.metrics.retried("throttled");
-                }
-                debug!(pool = %pool.name(), method, attempts, code = ?status.code(), why, "not retried");
-                return Err(status);
-            }
+        let next = Attempt {
+            pool,
+            method,
+            retry,
+            throttle,
+            deadline,
         };
-        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+        if !next
+            .prepare(&status, &mut attempts, &committed, &mut metadata)
+            .await
+        {
             return Err(status);
         }
-        tokio::time::sleep(pause).await;
-        attempts += 1;
         tried.push(conn);
-        shared.retries.policy.fetch_add(1, Ordering::Relaxed);
-        shared.metrics.retried("policy");
-        metadata.insert(
-            "grpc-previous-rpc-attempts",
-            MetadataValue::from(attempts - 1),
-        );
-        debug!(pool = %pool.name(), method, attempt = attempts, code = ?status.code(), ?pause, "retrying a streaming call under the method's retry policy");
     }
-}
-
-/// Checks out a channel for a streaming call (no transparent retry: a stream's messages
-/// are not replayable), waiting no longer than the call's deadline (its `grpc-timeout` or
-/// the pool's `request_timeout`). Checkout errors become a `Status`.
-pub async fn checkout_for_stream<M>(
-    pool: &Pool,
-    options: &ClientOptions,
-    method: &'static str,
-    request: &mut Request<M>,
-) -> Result<PooledChannel, Status> {
-    let policy = method_config(pool, method);
-    let deadline = call_deadline(pool, request.metadata(), policy);
-    if let (Some(deadline), Some(_)) = (deadline, policy.and_then(|p| p.timeout)) {
-        // The method's timeout bounds the stream too: the server and the transport learn it
-        // from `grpc-timeout`.
-        let left = deadline.saturating_duration_since(Instant::now());
-        request
-            .metadata_mut()
-            .insert("grpc-timeout", timeout_value(left));
-    }
-    let wait_for_ready = options.waits_for_ready(pool, policy);
-    crate::balance::checkout(pool.shared(), &[], deadline, wait_for_ready)
-        .await
-        .map_err(Status::from)
 }

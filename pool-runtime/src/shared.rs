@@ -189,11 +189,10 @@ pub(crate) fn new_slot(
     let slot = Arc::new(Slot::new(
         index,
         e,
-        settings.endpoints[e].clone(),
+        settings,
         signals.clone(),
         metrics.clone(),
         cancel.child_token(),
-        settings.outlier_detection().is_some(),
     ));
     metrics.state_changed(None, Some(ChannelState::Connecting));
     slot

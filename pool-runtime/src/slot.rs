@@ -55,23 +55,30 @@ pub(crate) struct Slot {
     last_error: Mutex<Option<String>>,
     /// Call outcomes for outlier detection (`None`: the pool has none).
     pub(crate) outcomes: Option<crate::outlier::Outcomes>,
+    /// Whether the pool has a service config, so calls may carry a retry policy's
+    /// [`Commit`](crate::retry::Commit) (otherwise no call looks for one).
+    pub(crate) policies: bool,
     /// Set while outlier detection ejects the slot's address: it takes no new calls.
     ejected: AtomicBool,
     ejected_until: Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Slot {
+    /// Slot `index` on the endpoint at `endpoint_index` of `settings`.
     pub(crate) fn new(
         index: usize,
         endpoint_index: usize,
-        endpoint: EndpointSpec,
+        settings: &crate::settings::Settings,
         signals: Arc<Signals>,
         metrics: Arc<PoolMetrics>,
         stop: CancellationToken,
-        track_outcomes: bool,
     ) -> Self {
+        let endpoint = settings.endpoints[endpoint_index].clone();
         Self {
-            outcomes: track_outcomes.then(crate::outlier::Outcomes::default),
+            policies: settings.service_config.is_some(),
+            outcomes: settings
+                .outlier_detection()
+                .map(|_| crate::outlier::Outcomes::default()),
             ejected: AtomicBool::new(false),
             ejected_until: Mutex::new(None),
             index,
@@ -386,11 +393,10 @@ mod tests {
         Slot::new(
             0,
             0,
-            settings.endpoints[0].clone(),
+            &settings,
             Arc::new(Signals::default()),
             Arc::new(PoolMetrics::new("t")),
             CancellationToken::new(),
-            false,
         )
     }
 
