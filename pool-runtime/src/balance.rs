@@ -12,6 +12,7 @@ use crate::channel::PooledChannel;
 use crate::conn::Conn;
 use crate::error::PoolError;
 use crate::interceptor::Interceptor;
+use crate::latency;
 use crate::shared::Shared;
 use crate::slot::{InFlight, Slot};
 use crate::status::ChannelState;
@@ -33,7 +34,9 @@ pub(crate) enum Choice {
 
 /// The READY slot with the fewest calls in flight, under `cap` and under its connection's
 /// stream limit, scanning from `start` (so ties rotate) and skipping the positions in `skip`
-/// (slots whose connection was just lost; worth waiting for).
+/// (slots whose connection was just lost; worth waiting for). A slot that answers much
+/// slower than the fastest (see [`crate::latency`]) is chosen only when no faster one has
+/// room.
 ///
 /// A slot whose connection is in `exclude` (a transparent retry avoids the connections that
 /// refused the call) is chosen only when no other slot is READY and its connection is still
@@ -47,8 +50,12 @@ pub(crate) fn choose(
     start: usize,
 ) -> Choice {
     let n = slots.len();
-    let mut best: Option<(usize, usize)> = None; // (position, load)
-    let mut fallback: Option<(usize, usize)> = None; // among the excluded connections
+    let slow_above = latency::slow_above(fastest(slots));
+    // The clock is read only when some slot looks slow, to see whether its average went stale.
+    let mut now = None;
+    // (position, (slow, load)): the fast tier first, then the least loaded.
+    let mut best: Option<(usize, (bool, usize))> = None;
+    let mut fallback: Option<(usize, (bool, usize))> = None; // among the excluded connections
     let mut waiting = false;
     for i in 0..n {
         let position = (start + i) % n;
@@ -77,19 +84,25 @@ pub(crate) fn choose(
             waiting = true;
             continue;
         }
+        let slow = slot.latency.last() > slow_above
+            && slot
+                .latency
+                .at(*now.get_or_insert_with(std::time::Instant::now))
+                > slow_above;
+        let key = (slow, load);
         if !exclude.is_empty() {
             if let Some(conn) = slot.conn().filter(|c| exclude.contains(&c.id)) {
                 if conn.lost.is_cancelled() {
                     waiting = true;
-                } else if fallback.is_none_or(|(_, l)| load < l) {
-                    fallback = Some((position, load));
+                } else if fallback.is_none_or(|(_, k)| key < k) {
+                    fallback = Some((position, key));
                 }
                 continue;
             }
         }
-        if best.is_none_or(|(_, l)| load < l) {
-            best = Some((position, load));
-            if load == 0 {
+        if best.is_none_or(|(_, k)| key < k) {
+            best = Some((position, key));
+            if key == (false, 0) {
                 break;
             }
         }
@@ -99,6 +112,17 @@ pub(crate) fn choose(
         None if waiting => Choice::Wait,
         None => Choice::NoneReady,
     }
+}
+
+/// The shortest response-time average among the slots that take calls (0: none measured).
+fn fastest(slots: &[Arc<Slot>]) -> u64 {
+    slots
+        .iter()
+        .filter(|s| s.state() == ChannelState::Ready)
+        .map(|s| s.latency.last())
+        .filter(|l| *l != 0)
+        .min()
+        .unwrap_or(0)
 }
 
 /// The calls a connection takes: `max_in_flight_per_channel` or its stream limit,
@@ -354,6 +378,30 @@ mod tests {
         let down = slots(&[(Backoff, 0), (Unhealthy, 0), (Closed, 0)]);
         assert_eq!(choose(&down, None, &[], &[], 0), Choice::NoneReady);
         assert_eq!(choose(&[], None, &[], &[], 0), Choice::NoneReady);
+    }
+
+    #[test]
+    fn a_slow_slot_is_chosen_only_when_the_fast_ones_are_full() {
+        let s = slots(&[(Ready, 3), (Ready, 0), (Ready, 2)]);
+        let now = std::time::Instant::now();
+        let ms = std::time::Duration::from_millis(1);
+        // Slot 1 answers in 40 ms, the others in 2 ms and 4 ms (within twice the fastest and
+        // the slack: not slow).
+        s[0].latency.observe(2 * ms, now);
+        s[1].latency.observe(40 * ms, now);
+        s[2].latency.observe(4 * ms, now);
+        for start in 0..s.len() {
+            assert_eq!(
+                choose(&s, None, &[], &[], start),
+                Choice::Slot(2),
+                "start {start}"
+            );
+        }
+        // The fast ones full: the slow one takes the call rather than make it wait.
+        assert_eq!(choose(&s, Some(2), &[], &[], 0), Choice::Slot(1));
+        // Not measured yet: not slow.
+        s[1].latency.reset();
+        assert_eq!(choose(&s, None, &[], &[], 0), Choice::Slot(1));
     }
 
     #[test]

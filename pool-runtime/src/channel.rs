@@ -162,16 +162,24 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
         // hyper's sender needs `&mut` to send: a clone of the connection's, made here rather
         // than at checkout, so a checkout (and a clone of this channel) costs none of it.
         let future = self.conn.http2.clone().send(request);
+        let sent = std::time::Instant::now();
         Box::pin(async move {
             match future.await {
                 Ok(response) => {
                     conn.streams.accepted();
+                    // The response time checkout weighs: measured for answers, not for
+                    // Trailers-Only errors (a backend failing fast must not look fast).
+                    let trailers_only = grpc_status(response.headers());
+                    if trailers_only.is_none_or(|c| c == tonic::Code::Ok) {
+                        let now = std::time::Instant::now();
+                        slot.latency.observe(now - sent, now);
+                    }
                     // Outlier detection counts the call's status when it ends: now for a
                     // Trailers-Only response (its headers carry it, and tonic may never read
                     // the body), else when the body ends.
                     let mut outcome = None;
                     if let Some(outcomes) = &slot.outcomes {
-                        match grpc_status(response.headers()) {
+                        match trailers_only {
                             Some(code) => outcomes.record(code == tonic::Code::Ok),
                             None => outcome = Some(None),
                         }

@@ -87,6 +87,7 @@ mod handle;
 mod health;
 mod interceptor;
 mod keepalive;
+mod latency;
 mod maintain;
 pub mod metrics;
 mod named;

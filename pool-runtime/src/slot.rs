@@ -58,6 +58,8 @@ pub(crate) struct Slot {
     /// Whether the pool has a service config, so calls may carry a retry policy's
     /// [`Commit`](crate::retry::Commit) (otherwise no call looks for one).
     pub(crate) policies: bool,
+    /// How fast the slot's connection answers (see [`crate::latency`]).
+    pub(crate) latency: crate::latency::Latency,
     /// Set while outlier detection ejects the slot's address: it takes no new calls.
     ejected: AtomicBool,
     ejected_until: Mutex<Option<std::time::SystemTime>>,
@@ -79,6 +81,7 @@ impl Slot {
             outcomes: settings
                 .outlier_detection()
                 .map(|_| crate::outlier::Outcomes::default()),
+            latency: crate::latency::Latency::default(),
             ejected: AtomicBool::new(false),
             ejected_until: Mutex::new(None),
             index,
@@ -232,6 +235,9 @@ impl Slot {
     /// for the calls that hold it (it closes when the last of them ends).
     pub(crate) fn install(&self, conn: Conn) -> Option<Arc<Conn>> {
         let old = self.conn.swap(Some(Arc::new(conn)));
+        // The new connection may reach another address (a refresh, a moved address): its
+        // speed is measured anew.
+        self.latency.reset();
         self.signals.state_changed();
         old
     }
@@ -335,6 +341,7 @@ impl Slot {
                 ChannelState::Ready if self.is_ejected() => ChannelState::Ejected,
                 state => state,
             },
+            latency: crate::latency::as_duration(self.latency.at(std::time::Instant::now())),
             ejected_until: *self.ejected_until.lock().unwrap_or_else(|p| p.into_inner()),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),

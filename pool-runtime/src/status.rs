@@ -92,6 +92,11 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
     /// Until when outlier detection ejects the channel's address (state `Ejected`).
     pub ejected_until: Option<std::time::SystemTime>,
+    /// The moving average of the connection's response time (from sending a call to its
+    /// response headers), decayed while no call is measured; `None` before the first. A
+    /// connection more than twice as slow as the fastest (and 3 ms more) takes calls only
+    /// when the faster ones are full.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// A snapshot of a pool, from [`Pool::status`](crate::Pool::status). `Display` prints a table.
@@ -314,13 +319,21 @@ impl fmt::Display for PoolStatus {
             .max("address".len());
         writeln!(
             f,
-            "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  last error",
-            "slot", "endpoint", "address", "state", "in flight", "calls", "failures", "reconnects"
+            "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {:>8}  last error",
+            "slot",
+            "endpoint",
+            "address",
+            "state",
+            "in flight",
+            "calls",
+            "failures",
+            "reconnects",
+            "resp ms"
         )?;
         for (c, address) in self.channels.iter().zip(&addresses) {
             writeln!(
                 f,
-                "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {}",
+                "{:>4}  {:<width$}  {:<aw$}  {:<10}  {:>9}  {:>8}  {:>8}  {:>10}  {:>8}  {}",
                 c.index,
                 c.endpoint,
                 address,
@@ -329,6 +342,10 @@ impl fmt::Display for PoolStatus {
                 c.calls,
                 c.failures,
                 c.reconnects,
+                c.latency.map_or_else(
+                    || "-".to_owned(),
+                    |l| format!("{:.2}", l.as_secs_f64() * 1e3)
+                ),
                 c.last_error.as_deref().unwrap_or("-")
             )?;
         }
