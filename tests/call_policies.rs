@@ -419,17 +419,10 @@ async fn a_non_fatal_failure_sends_the_next_hedge_at_once_and_a_fatal_one_ends_t
     assert_eq!(server.stats().calls(), 3, "no hedge after a fatal status");
 }
 
-/// Outlier detection (gRFC A50) over 3 backends: the one failing half its calls is ejected
-/// (its channels show `Ejected` and take no calls), and re-admitted when its time is up.
+/// Outlier detection (gRFC A50) from the service config, over 3 backends: see
+/// [`outlier_backend_ejected_and_readmitted`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outlier_backend_is_ejected_and_readmitted() {
-    let servers = [
-        EchoServer::start().await.unwrap(),
-        EchoServer::start().await.unwrap(),
-        EchoServer::start().await.unwrap(),
-    ];
-    let bad = &servers[2];
-    bad.set_fail_percent(50);
     // Short intervals for the test; A50's defaults are 10 s, 30 s and 5 hosts.
     let config = r#"{"loadBalancingConfig": [{"outlier_detection_experimental": {
         "interval": "0.2s",
@@ -438,11 +431,81 @@ async fn an_outlier_backend_is_ejected_and_readmitted() {
         "maxEjectionPercent": 50,
         "failurePercentageEjection": {"threshold": 30, "minimumHosts": 3, "requestVolume": 10}
     }}]}"#;
-    let mut builder = fast("outlier", &servers[0].uri(), 6);
+    outlier_backend_ejected_and_readmitted("outlier", |b| b.service_config_json(config)).await;
+}
+
+/// The same detection set from the builder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_from_the_builder_ejects_and_readmits() {
+    use grpc_pool::config::{FailurePercentageEjection, OutlierDetection};
+    let detection = OutlierDetection::default()
+        .interval(Duration::from_millis(200))
+        .base_ejection_time(Duration::from_millis(600))
+        .max_ejection_time(Duration::from_secs(5))
+        .max_ejection_percent(50)
+        .failure_percentage(
+            FailurePercentageEjection::default()
+                .threshold(30)
+                .minimum_hosts(3)
+                .request_volume(10),
+        );
+    outlier_backend_ejected_and_readmitted("outlier-builder", |b| b.outlier_detection(detection))
+        .await;
+}
+
+/// Bad detection settings from the builder are errors naming the field and the value.
+#[test]
+fn bad_outlier_detection_from_the_builder_names_the_field() {
+    use grpc_pool::config::{FailurePercentageEjection, OutlierDetection};
+    let build = |detection: OutlierDetection| {
+        grpc_pool::PoolConfig::builder()
+            .endpoint("http://127.0.0.1:1")
+            .outlier_detection(detection)
+            .build()
+            .unwrap_err()
+            .to_string()
+    };
+    let on =
+        || OutlierDetection::default().failure_percentage(FailurePercentageEjection::default());
+    assert_eq!(
+        build(on().max_ejection_percent(101)),
+        "outlier_detection.max_ejection_percent must be a percentage from 0 to 100 (got 101)"
+    );
+    assert_eq!(
+        build(on().interval(Duration::ZERO)),
+        "outlier_detection.interval must be more than zero (got 0s)"
+    );
+    assert_eq!(
+        build(OutlierDetection::default().failure_percentage(
+            FailurePercentageEjection::default().threshold(150)
+        )),
+        "outlier_detection.failure_percentage.threshold must be a percentage from 0 to 100 (got 150)"
+    );
+    let none = build(OutlierDetection::default());
+    assert!(
+        none.contains("outlier_detection.success_rate or outlier_detection.failure_percentage"),
+        "{none}"
+    );
+}
+
+/// Over 3 backends, the one failing half its calls is ejected (its channels show `Ejected`
+/// and take no calls), and re-admitted when its time is up.
+async fn outlier_backend_ejected_and_readmitted(
+    name: &str,
+    detection: impl FnOnce(grpc_pool::PoolConfigBuilder) -> grpc_pool::PoolConfigBuilder,
+) {
+    let servers = [
+        EchoServer::start().await.unwrap(),
+        EchoServer::start().await.unwrap(),
+        EchoServer::start().await.unwrap(),
+    ];
+    let bad = &servers[2];
+    bad.set_fail_percent(50);
+    let mut builder = fast(name, &servers[0].uri(), 6);
     for server in &servers[1..] {
         builder = builder.endpoint(&server.uri());
     }
-    let pool = support::start(builder.service_config_json(config).build().unwrap()).await;
+    let pool = support::start(detection(builder).build().unwrap()).await;
     let client = PooledEchoClient::new(pool.clone());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();

@@ -22,17 +22,40 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::error::ConfigError;
 use crate::shared::Shared;
 
-/// `outlier_detection_experimental` of the service config's `loadBalancingConfig`.
+/// Outlier detection (gRFC A50): which backend addresses to eject, and for how long. Set it
+/// in code with [`PoolConfigBuilder::outlier_detection`](crate::PoolConfigBuilder::outlier_detection),
+/// or in a service config file as `loadBalancingConfig`'s `outlier_detection_experimental`
+/// (the same fields, in camelCase). `Default` has A50's defaults and both algorithms off:
+/// turn on at least one.
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_pool::config::{FailurePercentageEjection, OutlierDetection};
+///
+/// let detection = OutlierDetection::default()
+///     .interval(Duration::from_secs(5))
+///     .max_ejection_percent(50)
+///     .failure_percentage(FailurePercentageEjection::default().threshold(50).minimum_hosts(3));
+/// let config = grpc_pool::PoolConfig::builder()
+///     .endpoint("http://10.0.0.1:50051")
+///     .endpoint("http://10.0.0.2:50051")
+///     .endpoint("http://10.0.0.3:50051")
+///     .outlier_detection(detection)
+///     .build()?;
+/// # Ok::<(), grpc_pool::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct OutlierDetection {
+#[non_exhaustive]
+pub struct OutlierDetection {
     pub(crate) interval: Duration,
     pub(crate) base_ejection_time: Duration,
     pub(crate) max_ejection_time: Duration,
     pub(crate) max_ejection_percent: u32,
-    pub(crate) success_rate: Option<SuccessRate>,
-    pub(crate) failure_percentage: Option<FailurePercentage>,
+    pub(crate) success_rate: Option<SuccessRateEjection>,
+    pub(crate) failure_percentage: Option<FailurePercentageEjection>,
 }
 
 impl Default for OutlierDetection {
@@ -49,16 +72,117 @@ impl Default for OutlierDetection {
     }
 }
 
-/// `successRateEjection`.
+impl OutlierDetection {
+    /// How often the addresses' outcomes are compared (default 10 s).
+    #[must_use]
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+
+    /// An ejection lasts this long times the number of times the address was ejected
+    /// (default 30 s).
+    #[must_use]
+    pub fn base_ejection_time(mut self, time: Duration) -> Self {
+        self.base_ejection_time = time;
+        self
+    }
+
+    /// The longest an ejection lasts (default 300 s, and at least `base_ejection_time`).
+    #[must_use]
+    pub fn max_ejection_time(mut self, time: Duration) -> Self {
+        self.max_ejection_time = time;
+        self
+    }
+
+    /// At most this percentage of the addresses are ejected at once (default 10; the first
+    /// ejection is always allowed).
+    #[must_use]
+    pub fn max_ejection_percent(mut self, percent: u32) -> Self {
+        self.max_ejection_percent = percent;
+        self
+    }
+
+    /// Ejects the addresses whose success rate is far below the others'.
+    #[must_use]
+    pub fn success_rate(mut self, rule: SuccessRateEjection) -> Self {
+        self.success_rate = Some(rule);
+        self
+    }
+
+    /// Ejects the addresses whose failures pass a percentage of their calls.
+    #[must_use]
+    pub fn failure_percentage(mut self, rule: FailurePercentageEjection) -> Self {
+        self.failure_percentage = Some(rule);
+        self
+    }
+
+    /// Checks the values, naming a bad one as `field.name` (`field` is where the detection
+    /// was given, e.g. `outlier_detection`).
+    pub(crate) fn check(&self, field: &str) -> Result<(), ConfigError> {
+        let invalid = |name: &str, value: String, reason: &str| {
+            Err(ConfigError::invalid(
+                format!("{field}.{name}"),
+                value,
+                reason,
+            ))
+        };
+        for (name, value) in [
+            ("interval", self.interval),
+            ("base_ejection_time", self.base_ejection_time),
+            ("max_ejection_time", self.max_ejection_time),
+        ] {
+            if value.is_zero() {
+                return invalid(name, "0s".to_owned(), "must be more than zero");
+            }
+        }
+        let mut percents = vec![("max_ejection_percent", self.max_ejection_percent)];
+        if let Some(rule) = &self.success_rate {
+            percents.push((
+                "success_rate.enforcement_percentage",
+                rule.enforcement_percentage,
+            ));
+        }
+        if let Some(rule) = &self.failure_percentage {
+            percents.push(("failure_percentage.threshold", rule.threshold));
+            percents.push((
+                "failure_percentage.enforcement_percentage",
+                rule.enforcement_percentage,
+            ));
+        }
+        for (name, value) in percents {
+            if value > 100 {
+                return invalid(
+                    name,
+                    value.to_string(),
+                    "must be a percentage from 0 to 100",
+                );
+            }
+        }
+        if self.success_rate.is_none() && self.failure_percentage.is_none() {
+            return Err(ConfigError::Missing {
+                field: format!("{field}.success_rate or {field}.failure_percentage"),
+                hint: "outlier detection with neither algorithm ejects nothing".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `successRateEjection`: among the addresses with at least `request_volume` calls in the
+/// interval (and at least `minimum_hosts` such addresses), ejects those whose success rate
+/// is below `mean - stdev * stdev_factor / 1000`.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct SuccessRate {
+#[non_exhaustive]
+pub struct SuccessRateEjection {
     pub(crate) stdev_factor: u32,
     pub(crate) enforcement_percentage: u32,
     pub(crate) minimum_hosts: u32,
     pub(crate) request_volume: u32,
 }
 
-impl Default for SuccessRate {
+impl Default for SuccessRateEjection {
+    /// gRFC A50's defaults: factor 1900, enforced 100 %, 5 hosts, 100 calls.
     fn default() -> Self {
         Self {
             stdev_factor: 1900,
@@ -69,16 +193,50 @@ impl Default for SuccessRate {
     }
 }
 
-/// `failurePercentageEjection`.
+impl SuccessRateEjection {
+    /// How many thousandths of a standard deviation below the mean ejects (default 1900).
+    #[must_use]
+    pub fn stdev_factor(mut self, factor: u32) -> Self {
+        self.stdev_factor = factor;
+        self
+    }
+
+    /// The chance, in percent, that an outlier found is ejected (default 100).
+    #[must_use]
+    pub fn enforcement_percentage(mut self, percent: u32) -> Self {
+        self.enforcement_percentage = percent;
+        self
+    }
+
+    /// The addresses with enough calls needed for a verdict (default 5).
+    #[must_use]
+    pub fn minimum_hosts(mut self, hosts: u32) -> Self {
+        self.minimum_hosts = hosts;
+        self
+    }
+
+    /// The calls in an interval an address needs to count (default 100).
+    #[must_use]
+    pub fn request_volume(mut self, calls: u32) -> Self {
+        self.request_volume = calls;
+        self
+    }
+}
+
+/// `failurePercentageEjection`: ejects the addresses (with at least `request_volume` calls in
+/// the interval, and at least `minimum_hosts` such addresses) whose failures are above
+/// `threshold` percent of their calls.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct FailurePercentage {
+#[non_exhaustive]
+pub struct FailurePercentageEjection {
     pub(crate) threshold: u32,
     pub(crate) enforcement_percentage: u32,
     pub(crate) minimum_hosts: u32,
     pub(crate) request_volume: u32,
 }
 
-impl Default for FailurePercentage {
+impl Default for FailurePercentageEjection {
+    /// gRFC A50's defaults: 85 %, enforced 100 %, 5 hosts, 50 calls.
     fn default() -> Self {
         Self {
             threshold: 85,
@@ -86,6 +244,36 @@ impl Default for FailurePercentage {
             minimum_hosts: 5,
             request_volume: 50,
         }
+    }
+}
+
+impl FailurePercentageEjection {
+    /// The failure percentage above which an address is ejected (default 85).
+    #[must_use]
+    pub fn threshold(mut self, percent: u32) -> Self {
+        self.threshold = percent;
+        self
+    }
+
+    /// The chance, in percent, that an outlier found is ejected (default 100).
+    #[must_use]
+    pub fn enforcement_percentage(mut self, percent: u32) -> Self {
+        self.enforcement_percentage = percent;
+        self
+    }
+
+    /// The addresses with enough calls needed for a verdict (default 5).
+    #[must_use]
+    pub fn minimum_hosts(mut self, hosts: u32) -> Self {
+        self.minimum_hosts = hosts;
+        self
+    }
+
+    /// The calls in an interval an address needs to count (default 50).
+    #[must_use]
+    pub fn request_volume(mut self, calls: u32) -> Self {
+        self.request_volume = calls;
+        self
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
-use crate::outlier::{FailurePercentage, OutlierDetection, SuccessRate};
+use crate::outlier::{FailurePercentageEjection, OutlierDetection, SuccessRateEjection};
 
 /// The name of gRFC A50's policy in `loadBalancingConfig`.
 const OUTLIER_DETECTION: &str = "outlier_detection_experimental";
@@ -449,7 +449,7 @@ impl Parser<'_> {
                 "maxEjectionTime" => od.max_ejection_time = self.positive_duration(&at, v)?,
                 "maxEjectionPercent" => od.max_ejection_percent = self.percent(&at, v)?,
                 "successRateEjection" => {
-                    let mut rule = SuccessRate::default();
+                    let mut rule = SuccessRateEjection::default();
                     for (k, v) in self.object(&at, v)? {
                         let at = format!("{at}.{k}");
                         match k.as_str() {
@@ -465,7 +465,7 @@ impl Parser<'_> {
                     od.success_rate = Some(rule);
                 }
                 "failurePercentageEjection" => {
-                    let mut rule = FailurePercentage::default();
+                    let mut rule = FailurePercentageEjection::default();
                     for (k, v) in self.object(&at, v)? {
                         let at = format!("{at}.{k}");
                         match k.as_str() {

@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     /// Call policies by method (`PoolConfigBuilder::service_config_json`,
     /// `connection.service_config`).
     pub(crate) service_config: Option<Arc<ServiceConfig>>,
+    /// Outlier detection from the builder (it replaces the service config's).
+    pub(crate) outlier_detection: Option<crate::outlier::OutlierDetection>,
     /// The initial number of slots (`pool.size`, or `min_size` for an elastic pool).
     pub(crate) size: usize,
     /// The fewest slots (fixed pool: `size`).
@@ -111,6 +113,7 @@ impl Settings {
             endpoints,
             etcd,
             service_config,
+            outlier_detection: config.outlier_detection.clone(),
             size: config.size(),
             min_size: config.min_size(),
             max_size: config.max_size(),
@@ -143,9 +146,11 @@ impl Settings {
             .any(|e| e.addr.is_none() && e.etcd_prefix.is_none())
     }
 
-    /// The service config's outlier detection, if any.
+    /// Outlier detection, if any: the builder's, else the service config's.
     pub(crate) fn outlier_detection(&self) -> Option<&crate::outlier::OutlierDetection> {
-        self.service_config.as_ref()?.outlier_detection.as_ref()
+        self.outlier_detection
+            .as_ref()
+            .or_else(|| self.service_config.as_ref()?.outlier_detection.as_ref())
     }
 
     /// Whether some endpoint's addresses come from a naming service (etcd).

@@ -231,6 +231,16 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Outlier detection (gRFC A50) over the pool's backend addresses: an address failing
+    /// far more than the others is ejected for a while, and its channels take no new calls
+    /// (state `Ejected`). The same as a service config's `outlier_detection_experimental`,
+    /// which this replaces when both are given. [`build`](Self::build) checks the values
+    /// (percentages up to 100, times above zero, at least one algorithm on).
+    pub fn outlier_detection(mut self, detection: super::OutlierDetection) -> Self {
+        self.config.outlier_detection = Some(detection);
+        self
+    }
+
     /// Adds one client endpoint of the etcd cluster that `etcd:///<prefix>` endpoints are read
     /// from (`http://host:port`, `https://host:port` or `host:port`); see [`etcd`](Self::etcd)
     /// for credentials and TLS.

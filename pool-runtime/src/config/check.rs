@@ -28,6 +28,9 @@ pub(super) fn check(config: &PoolConfig, naming: &Naming) -> Result<(), ConfigEr
         tls.check(naming)?;
     }
     config.service_config(naming)?;
+    if let Some(detection) = &config.outlier_detection {
+        detection.check("outlier_detection")?;
+    }
     check_scheme_consistency(config, naming)
 }
 

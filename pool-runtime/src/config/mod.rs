@@ -49,6 +49,8 @@ use preset::PRESETS;
 pub use retry::RetryConfig;
 pub use tls::TlsConfig;
 
+pub use crate::outlier::{FailurePercentageEjection, OutlierDetection, SuccessRateEjection};
+
 use crate::error::ConfigError;
 pub(crate) use load::Naming;
 use schema::{ConnectionSection, DiscoverySection, EndpointSection, PoolSection, Section};
@@ -86,6 +88,10 @@ pub struct PoolConfig {
     /// files are named by `connection.service_config`.
     #[serde(skip)]
     pub(crate) service_config_json: Option<String>,
+    /// Outlier detection set in code ([`PoolConfigBuilder::outlier_detection`]); files give
+    /// it in the service config.
+    #[serde(skip)]
+    pub(crate) outlier_detection: Option<OutlierDetection>,
 }
 
 /// A per-pool request interceptor (see [`PoolConfigBuilder::interceptor`]).
@@ -419,6 +425,9 @@ impl PoolConfig {
             service_config_json: self
                 .service_config_json
                 .or_else(|| defaults.service_config_json.clone()),
+            outlier_detection: self
+                .outlier_detection
+                .or_else(|| defaults.outlier_detection.clone()),
         };
         if !keep_default_size {
             merged.pool.size = None;
@@ -465,6 +474,7 @@ impl fmt::Debug for PoolConfig {
                 "service_config_json",
                 &self.service_config_json.as_ref().map(|_| "<json>"),
             )
+            .field("outlier_detection", &self.outlier_detection)
             .finish_non_exhaustive()
     }
 }
