@@ -64,6 +64,13 @@ async fn a_call_failing_twice_succeeds_on_the_third_attempt_and_the_server_sees_
     assert_eq!(reply.into_inner().message, "three");
     assert_eq!(server.stats().calls(), 3);
     assert_eq!(pool.status().retries.policy, 2, "{}", pool.status());
+    // Status counts the call by the attempts it made.
+    assert_eq!(
+        pool.status().retries.calls_by_attempts,
+        [0, 0, 1, 0, 0],
+        "{}",
+        pool.status()
+    );
     let attempts: Vec<String> = server
         .stats()
         .headers()
@@ -83,12 +90,13 @@ async fn a_call_failing_twice_succeeds_on_the_third_attempt_and_the_server_sees_
 async fn with_two_attempts_the_same_call_fails() {
     let server = EchoServer::start().await.unwrap();
     let pool = pool(&server, "policy-2", &retry_config(2, "\"UNAVAILABLE\"", "")).await;
-    let status = PooledEchoClient::new(pool)
+    let status = PooledEchoClient::new(pool.clone())
         .unary(failing("two", Code::Unavailable, 2))
         .await
         .expect_err("two attempts both fail");
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(server.stats().calls(), 2);
+    assert_eq!(pool.status().retries.calls_by_attempts, [0, 1, 0, 0, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,12 +108,13 @@ async fn a_code_not_listed_is_not_retried() {
         &retry_config(5, "\"UNAVAILABLE\"", ""),
     )
     .await;
-    let status = PooledEchoClient::new(pool)
+    let status = PooledEchoClient::new(pool.clone())
         .unary(failing("internal", Code::Internal, 1))
         .await
         .expect_err("INTERNAL is not retryable here");
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(server.stats().calls(), 1);
+    assert_eq!(pool.status().retries.calls_by_attempts, [1, 0, 0, 0, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +385,7 @@ async fn a_hedge_answers_when_the_first_attempt_stalls_and_the_stalled_one_is_ca
     );
     assert_eq!(server.stats().calls(), 2);
     assert_eq!(pool.status().retries.hedges, 1, "{}", pool.status());
+    assert_eq!(pool.status().retries.calls_by_attempts, [0, 1, 0, 0, 0]);
     let attempts: Vec<String> = server
         .stats()
         .headers()

@@ -163,6 +163,35 @@ async fn a_test_recorder_sees_the_pool_metrics_move() {
     assert_eq!(seen.gauge("grpc_pool_in_flight", q), 0.0);
     capped.shutdown().await;
 
+    // A retry policy: a call failing twice then answering counts 2 policy retries and one
+    // call of 3 attempts.
+    let r = "metrics-test-retry";
+    let retrying = start(
+        fast(r, &server.uri(), 2)
+            .service_config_json(
+                r#"{"methodConfig": [{"name": [{"service": "grpcpool.test.v1.Echo"}],
+                  "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s",
+                  "maxBackoff": "0.02s", "backoffMultiplier": 2,
+                  "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+            )
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut flaky = req("flaky");
+    flaky.fail_code = tonic::Code::Unavailable as i32;
+    flaky.fail_attempts = 2;
+    unary(&retrying, flaky).await.unwrap();
+    assert_eq!(
+        seen.counter("grpc_pool_retries_total", r, Some(("reason", "policy"))),
+        2.0
+    );
+    assert_eq!(
+        seen.values(MetricKind::Histogram, "grpc_pool_call_attempts", r, None),
+        [3.0]
+    );
+    retrying.shutdown().await;
+
     // The server dies: reconnects and failed connection attempts count, READY drops to 0.
     server.kill().await;
     assert!(

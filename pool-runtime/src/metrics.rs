@@ -16,6 +16,9 @@
 //! | `grpc_pool_resizes_total` | counter | `direction` (`up`, `down`) | elastic size changes |
 //! | `grpc_pool_refused_streams_total` | counter | | calls a server refused (`REFUSED_STREAM`: it was at its stream limit) and the pool sent again |
 //! | `grpc_pool_too_many_pings_total` | counter | | connections a server closed with `GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings")`; each doubles the pool's keepalive interval |
+//! | `grpc_pool_retries_total` | counter | `reason` (`transparent`, `policy`, `hedge`, `throttled`) | calls sent again: because the server never saw them, under a `retryPolicy`, as hedges; `throttled`: retries `retryThrottling` stopped |
+//! | `grpc_pool_call_attempts` | histogram | | attempts each call under a retry or hedging policy made (1 to 5; transparent retries not counted) |
+//! | `grpc_pool_ejections_total` | counter | | addresses ejected by outlier detection |
 //! | `grpc_pool_size` | gauge | | channels (slots) |
 //! | `grpc_pool_channels_ready` | gauge | | channels READY |
 //! | `grpc_pool_channels_unhealthy` | gauge | | channels reporting NOT_SERVING |
@@ -39,6 +42,7 @@ mod imp {
         pool: String,
         calls: Counter,
         call_duration: Histogram,
+        call_attempts: Histogram,
         checkout_wait: Histogram,
         checkout_timeouts: Counter,
         reconnects: Counter,
@@ -56,6 +60,7 @@ mod imp {
                 pool: pool.to_owned(),
                 calls: metrics::counter!("grpc_pool_calls_total", &[label()]),
                 call_duration: metrics::histogram!("grpc_pool_call_duration_seconds", &[label()]),
+                call_attempts: metrics::histogram!("grpc_pool_call_attempts", &[label()]),
                 checkout_wait: metrics::histogram!("grpc_pool_checkout_wait_seconds", &[label()]),
                 checkout_timeouts: metrics::counter!(
                     "grpc_pool_checkout_timeouts_total",
@@ -123,6 +128,9 @@ mod imp {
             metrics::counter!("grpc_pool_ejections_total", "pool" => self.pool.clone())
                 .increment(1);
         }
+        pub(crate) fn call_attempts(&self, attempts: u32) {
+            self.call_attempts.record(f64::from(attempts));
+        }
         pub(crate) fn retried(&self, reason: &'static str) {
             metrics::counter!("grpc_pool_retries_total", "pool" => self.pool.clone(), "reason" => reason)
                 .increment(1);
@@ -185,6 +193,7 @@ mod imp {
         pub(crate) fn refused_stream(&self) {}
         pub(crate) fn too_many_pings(&self) {}
         pub(crate) fn retried(&self, _reason: &'static str) {}
+        pub(crate) fn call_attempts(&self, _attempts: u32) {}
         pub(crate) fn ejected(&self) {}
         pub(crate) fn refreshed(&self, _reason: &'static str) {}
         pub(crate) fn resized(&self, _direction: &'static str) {}

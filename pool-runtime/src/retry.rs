@@ -21,7 +21,9 @@ use crate::error::PoolError;
 use crate::options::ClientOptions;
 use crate::pool::Pool;
 use crate::rules::MAX_TRANSPARENT_RETRIES;
-use crate::service_config::{HedgingPolicy, MethodConfig, RetryPolicy, RetryThrottling};
+use crate::service_config::{
+    HedgingPolicy, MethodConfig, RetryPolicy, RetryThrottling, MAX_ATTEMPTS,
+};
 
 /// Runs a call with one request message (unary or server-streaming) on the least-loaded
 /// channel, retrying it transparently when the server provably never saw it. For a
@@ -81,7 +83,7 @@ where
     let retry = policy.and_then(|p| p.retry.as_ref());
     let throttle = shared.throttle.as_ref().filter(|_| retry.is_some());
     // Attempts made under the retry policy (transparent retries do not count).
-    let mut attempts = 1u32;
+    let mut tally = Tally::new(shared, retry.is_some());
     // Connections tried by earlier policy attempts: the next one prefers another.
     let mut tried: Vec<u64> = Vec::new();
     let mut failed: Vec<u64> = Vec::new();
@@ -127,7 +129,7 @@ where
                     deadline,
                 };
                 if !next
-                    .prepare(&status, &mut attempts, &committed, &mut metadata)
+                    .prepare(&status, &mut tally.attempts, &committed, &mut metadata)
                     .await
                 {
                     return Err(status);
@@ -210,6 +212,7 @@ where
     let mut running = FuturesUnordered::new();
     let mut tried: Vec<u64> = Vec::new();
     let mut sent = 0u32;
+    let mut tally = Tally::new(shared, true);
     let mut next_hedge = Instant::now();
     let mut last: Option<Status> = None;
     loop {
@@ -243,6 +246,7 @@ where
                 Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
             running.push(call(channel, attempt));
             sent += 1;
+            tally.attempts = sent;
             next_hedge = Instant::now() + policy.delay;
             continue;
         }
@@ -441,6 +445,7 @@ pub(crate) struct Retries {
     policy: AtomicU64,
     throttled: AtomicU64,
     hedged: AtomicU64,
+    by_attempts: [AtomicU64; MAX_ATTEMPTS as usize],
 }
 
 impl Retries {
@@ -451,7 +456,38 @@ impl Retries {
             policy: get(&self.policy),
             throttled: get(&self.throttled),
             hedges: get(&self.hedged),
+            calls_by_attempts: std::array::from_fn(|i| get(&self.by_attempts[i])),
         }
+    }
+}
+
+/// The attempts of one call under a retry or hedging policy, counted (in status and
+/// metrics) when the call ends, however it ends: answered, failed, or dropped by its caller.
+struct Tally<'a> {
+    shared: &'a crate::shared::Shared,
+    attempts: u32,
+    /// Off for calls under no policy (they make one attempt, and pay for no count).
+    on: bool,
+}
+
+impl<'a> Tally<'a> {
+    fn new(shared: &'a crate::shared::Shared, on: bool) -> Self {
+        Self {
+            shared,
+            attempts: 1,
+            on,
+        }
+    }
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        if !self.on {
+            return;
+        }
+        let attempts = self.attempts.clamp(1, MAX_ATTEMPTS);
+        self.shared.retries.by_attempts[attempts as usize - 1].fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.call_attempts(attempts);
     }
 }
 
@@ -544,7 +580,7 @@ where
     };
     let throttle = shared.throttle.as_ref();
     let replay = Replay::new(source);
-    let mut attempts = 1u32;
+    let mut tally = Tally::new(shared, true);
     let mut tried: Vec<u64> = Vec::new();
     loop {
         let channel = crate::balance::checkout(shared, &tried, deadline, wait_for_ready).await?;
@@ -575,7 +611,7 @@ where
             deadline,
         };
         if !next
-            .prepare(&status, &mut attempts, &committed, &mut metadata)
+            .prepare(&status, &mut tally.attempts, &committed, &mut metadata)
             .await
         {
             return Err(status);

@@ -165,6 +165,9 @@ pub struct RetryCounts {
     pub throttled: u64,
     /// Hedged attempts sent under the method's `hedgingPolicy` (beyond each call's first).
     pub hedges: u64,
+    /// Calls under a retry or hedging policy by the attempts they made: `[0]` took one,
+    /// `[4]` five (the most gRPC allows). Transparent retries are not attempts.
+    pub calls_by_attempts: [u64; 5],
 }
 
 /// The servers of one `etcd:///<prefix>` endpoint, as last read from etcd.
@@ -263,6 +266,18 @@ impl fmt::Display for PoolStatus {
                 f,
                 "retries: {} by policy, {} throttled, {} hedges, {} transparent (never sent)",
                 r.policy, r.throttled, r.hedges, r.transparent
+            )?;
+        }
+        if r.calls_by_attempts.iter().any(|n| *n > 0) {
+            let by: Vec<String> = (1..)
+                .zip(r.calls_by_attempts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(attempts, n)| format!("{attempts}: {n}"))
+                .collect();
+            writeln!(
+                f,
+                "calls under a policy by attempts made: {}",
+                by.join(", ")
             )?;
         }
         if self.grown + self.shrunk > 0 {
