@@ -12,9 +12,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     grpc_pool_build::configure()
         .service_config("examples/policies.json")
         .compile_protos(&["examples/proto/greeter.proto"], &["examples/proto"])?;
-    // The test service of the root integration tests (tests/*.rs, reliability helper).
+    // The test service of the root integration tests (tests/*.rs, reliability helper). Its
+    // `Lookup` is marked idempotent in the .proto, so it gets this retry policy by default.
     grpc_pool_build::configure()
         .service_config("tests/data/call_policies.json")
+        .retry_idempotent(
+            grpc_pool_build::RetryPolicy::new(3)
+                .initial_backoff(std::time::Duration::from_millis(10))
+                .max_backoff(std::time::Duration::from_millis(50)),
+        )
         .compile_protos(&["testkit/proto/echo.proto"], &["testkit/proto"])?;
     // etcd's KV, Watch, Lease, ... clients for examples/etcd.rs, behind `cfg(etcd_protos)`:
     // without the protos the example only says how to get them.

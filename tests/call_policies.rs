@@ -629,3 +629,61 @@ async fn a_client_stream_is_retried_within_the_buffer_and_committed_past_it() {
     assert_eq!(server.stats().calls(), 3);
     assert_eq!(pool.status().retries.policy, 1);
 }
+
+/// `Lookup` is marked `idempotency_level = IDEMPOTENT` in echo.proto, and the root build
+/// script gives such methods a default retry policy (3 attempts on UNAVAILABLE): it is
+/// retried in a pool without any service config, while `Unary` is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_method_is_retried_by_the_policy_compiled_in() {
+    let server = EchoServer::start().await.unwrap();
+    server.stats().record_header("grpc-previous-rpc-attempts");
+    let pool = support::start(fast("idempotent", &server.uri(), 3).build().unwrap()).await;
+    let client = PooledEchoClient::new(pool.clone());
+    let reply = client
+        .lookup(failing("idempotent", Code::Unavailable, 2))
+        .await
+        .expect("the third attempt succeeds");
+    assert_eq!(reply.into_inner().message, "idempotent");
+    assert_eq!(server.stats().calls(), 3);
+    let attempts: Vec<String> = server
+        .stats()
+        .headers()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(attempts, ["", "1", "2"]);
+    assert_eq!(pool.status().retries.calls_by_attempts, [0, 0, 1, 0, 0]);
+
+    let status = client
+        .unary(failing("not idempotent", Code::Unavailable, 1))
+        .await
+        .expect_err("Unary has no default policy");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.stats().calls(), 4);
+}
+
+/// The pool's service config decides over the compiled-in default: a retry policy for the
+/// whole service replaces it, while an entry with a timeout only leaves it in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pools_service_config_replaces_the_compiled_in_default() {
+    let server = EchoServer::start().await.unwrap();
+    let two_attempts = r#"{"methodConfig": [{
+        "name": [{"service": "grpcpool.test.v1.Echo"}],
+        "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    }]}"#;
+    let replaced = PooledEchoClient::new(pool(&server, "idempotent-replaced", two_attempts).await);
+    let status = replaced
+        .lookup(failing("replaced", Code::Unavailable, 2))
+        .await
+        .expect_err("two attempts, both failed");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(server.stats().calls(), 2);
+
+    let timeout_only = r#"{"methodConfig": [{"name": [{}], "timeout": "5s"}]}"#;
+    let kept = PooledEchoClient::new(pool(&server, "idempotent-kept", timeout_only).await);
+    kept.lookup(failing("kept", Code::Unavailable, 2))
+        .await
+        .expect("the default's third attempt succeeds");
+    assert_eq!(server.stats().calls(), 5);
+}

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::error::{build_error, proto_error};
 use crate::generator::{GenerationReport, PooledServiceGenerator};
+use crate::policy::{Policies, RetryPolicy};
 
 /// Configures code generation; start from [`configure()`](crate::configure).
 ///
@@ -25,6 +26,7 @@ pub struct Builder {
     compile_well_known_types: bool,
     emit_rerun_if_changed: bool,
     service_config: Option<PathBuf>,
+    retry_idempotent: Option<RetryPolicy>,
 }
 
 impl Default for Builder {
@@ -42,6 +44,7 @@ impl Default for Builder {
             // Like tonic: print `cargo:rerun-if-changed` only when run by cargo.
             emit_rerun_if_changed: std::env::var_os("CARGO").is_some(),
             service_config: None,
+            retry_idempotent: None,
         }
     }
 }
@@ -199,6 +202,17 @@ impl Builder {
         self
     }
 
+    /// Gives every method the .proto marks `option idempotency_level = IDEMPOTENT` or
+    /// `NO_SIDE_EFFECTS` this retry policy by default, so they need not be listed one by one
+    /// in a service config. The pool's service config still decides: a retry or hedging
+    /// policy it gives a method (by its name, its service's, or the default entry) replaces
+    /// this one. The generated docs of each method state the policy in effect. The policy is
+    /// checked when code is generated (the error names the field and the value).
+    pub fn retry_idempotent(mut self, policy: RetryPolicy) -> Self {
+        self.retry_idempotent = Some(policy);
+        self
+    }
+
     /// Generates code from an already parsed `FileDescriptorSet` (it should include imports
     /// and, for doc comments, source info).
     ///
@@ -206,11 +220,17 @@ impl Builder {
     ///
     /// As [`compile_protos`](Self::compile_protos), minus parsing.
     pub fn compile_fds(self, fds: prost_types::FileDescriptorSet) -> io::Result<()> {
+        let mut policies = Policies::default();
         if let Some(path) = &self.service_config {
             if self.emit_rerun_if_changed {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            crate::service_config::check(path, &fds)?;
+            let json = crate::service_config::check(path, &fds)?;
+            policies.service_config = Some((path.display().to_string(), json));
+        }
+        if let Some(policy) = &self.retry_idempotent {
+            policy.check()?;
+            policies.idempotent = Some(policy.clone());
         }
         let out_dir = match self.out_dir.clone() {
             Some(dir) => dir,
@@ -236,6 +256,7 @@ impl Builder {
             tonic,
             self.build_client && self.build_pooled_client,
             Rc::clone(&report),
+            policies,
         );
 
         let mut config = prost_build::Config::new();

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use prost_build::{Service, ServiceGenerator};
 
+use crate::policy::Policies;
 use crate::pooled_client;
 
 /// What the generator learned while prost drove it; read back after generation.
@@ -26,6 +27,8 @@ pub(crate) struct PooledServiceGenerator {
     /// Packages that got at least one pooled client (they need the fallback settings import).
     packages: BTreeSet<String>,
     report: Rc<RefCell<GenerationReport>>,
+    /// Call policies known at build time (defaults and what the method docs say).
+    policies: Policies,
 }
 
 impl PooledServiceGenerator {
@@ -33,12 +36,14 @@ impl PooledServiceGenerator {
         tonic: Option<Box<dyn ServiceGenerator>>,
         pooled: bool,
         report: Rc<RefCell<GenerationReport>>,
+        policies: Policies,
     ) -> Self {
         Self {
             tonic,
             pooled,
             packages: BTreeSet::new(),
             report,
+            policies,
         }
     }
 }
@@ -46,7 +51,7 @@ impl PooledServiceGenerator {
 impl ServiceGenerator for PooledServiceGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
         let pooled = if self.pooled {
-            Some(pooled_client::generate(&service))
+            Some(pooled_client::generate(&service, &self.policies))
         } else {
             None
         };

@@ -61,6 +61,7 @@ mod builder;
 mod error;
 mod generator;
 mod methods;
+mod policy;
 mod pooled_client;
 mod service_config;
 // The runtime's table of settings, for the transparent-retry count the generated docs state.
@@ -71,6 +72,7 @@ mod rules;
 mod testing;
 
 pub use builder::Builder;
+pub use policy::RetryPolicy;
 
 use std::io;
 use std::path::Path;

@@ -16,6 +16,7 @@ use proc_macro2::{Ident, TokenStream};
 use prost_build::{Method, Service};
 use quote::{format_ident, quote};
 
+use crate::policy::Policies;
 use crate::pooled_client::{doc_lines, pooled_client_name, runtime};
 use crate::rules::MAX_TRANSPARENT_RETRIES;
 
@@ -57,6 +58,12 @@ struct Rpc {
     request: syn::Type,
     /// The response message type, relative to the package module.
     response: syn::Type,
+    /// The policy in effect, as `#[doc]` lines after the call shape's.
+    policy_docs: TokenStream,
+    /// The `static` holding the method's default retry policy (nothing without one).
+    default_static: TokenStream,
+    /// The runtime's `default` argument: `Some(&DEFAULT_POLICY)` or `None`.
+    default_arg: TokenStream,
 }
 
 /// Generates the method for `method`, a member of `service` (whose protobuf name is
@@ -68,6 +75,7 @@ pub(crate) fn generate(
     service: &Service,
     method: &Method,
     full_name: &str,
+    policies: &Policies,
 ) -> Result<TokenStream, String> {
     if RESERVED_METHOD_NAMES.contains(&method.name.as_str()) {
         return Err(format!(
@@ -79,7 +87,27 @@ pub(crate) fn generate(
         ));
     }
     let docs = doc_lines(&method.comments.leading);
+    let policy = policies.of(
+        full_name,
+        &method.proto_name,
+        method.options.idempotency_level(),
+    );
+    let p = runtime();
+    let (default_static, default_arg) = match &policy.default_json {
+        Some(json) => (
+            quote! {
+                static DEFAULT_POLICY: #p::DefaultPolicy = #p::DefaultPolicy::new(#json);
+            },
+            quote!(::core::option::Option::Some(&DEFAULT_POLICY)),
+        ),
+        None => (TokenStream::new(), quote!(::core::option::Option::None)),
+    };
+    let policy_docs = policy.docs.iter().map(|line| quote!(#[doc = #line]));
     let rpc = Rpc {
+        // A paragraph of its own, after the call shape's.
+        policy_docs: quote!(#[doc = ""] #(#policy_docs)*),
+        default_static,
+        default_arg,
         docs: if method.comments.leading.is_empty() {
             docs
         } else {
@@ -113,6 +141,9 @@ fn unary(rpc: &Rpc) -> TokenStream {
         path,
         request,
         response,
+        policy_docs,
+        default_static,
+        default_arg,
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
@@ -120,15 +151,18 @@ fn unary(rpc: &Rpc) -> TokenStream {
     quote! {
         #docs
         #[doc = #shape_doc]
+        #policy_docs
         #deprecated
         pub async fn #ident(
             &self,
             request: impl #p::tonic::IntoRequest<#request>,
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
+            #default_static
             #p::unary(
                 &self.pool,
                 &self.options,
                 #method_path,
+                #default_arg,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -151,6 +185,9 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
         path,
         request,
         response,
+        policy_docs,
+        default_static,
+        default_arg,
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
@@ -162,6 +199,7 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
     quote! {
         #docs
         #[doc = #shape_doc]
+        #policy_docs
         #deprecated
         pub async fn #ident(
             &self,
@@ -170,10 +208,12 @@ fn server_streaming(rpc: &Rpc) -> TokenStream {
             #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
             #p::tonic::Status,
         > {
+            #default_static
             #p::unary(
                 &self.pool,
                 &self.options,
                 #method_path,
+                #default_arg,
                 #p::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -195,6 +235,9 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
         path,
         request,
         response,
+        policy_docs,
+        default_static,
+        default_arg,
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
@@ -206,15 +249,18 @@ fn client_streaming(rpc: &Rpc) -> TokenStream {
     quote! {
         #docs
         #[doc = #shape_doc]
+        #policy_docs
         #deprecated
         pub async fn #ident(
             &self,
             request: impl #p::tonic::IntoStreamingRequest<Message = #request>,
         ) -> ::core::result::Result<#p::tonic::Response<#response>, #p::tonic::Status> {
+            #default_static
             #p::streaming(
                 &self.pool,
                 &self.options,
                 #method_path,
+                #default_arg,
                 #p::tonic::IntoStreamingRequest::into_streaming_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -235,6 +281,9 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
         path,
         request,
         response,
+        policy_docs,
+        default_static,
+        default_arg,
     } = rpc;
     let p = runtime();
     let method_path = format!("/{path}");
@@ -246,6 +295,7 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
     quote! {
         #docs
         #[doc = #shape_doc]
+        #policy_docs
         #deprecated
         pub async fn #ident(
             &self,
@@ -254,10 +304,12 @@ fn bidi_streaming(rpc: &Rpc) -> TokenStream {
             #p::tonic::Response<#p::tonic::codec::Streaming<#response>>,
             #p::tonic::Status,
         > {
+            #default_static
             #p::streaming(
                 &self.pool,
                 &self.options,
                 #method_path,
+                #default_arg,
                 #p::tonic::IntoStreamingRequest::into_streaming_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -280,6 +332,7 @@ fn rust_type(path: &str, service: &str, rpc: &str) -> Result<syn::Type, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::NO_POLICY;
     use crate::testing::{
         assert_tokens, attributes, client, client_with, doc_text, inherent_impl, method, method_fn,
         service, signature,
@@ -293,6 +346,7 @@ mod tests {
                 &self.pool,
                 &self.options,
                 #path,
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -311,6 +365,7 @@ mod tests {
                 &self.pool,
                 &self.options,
                 #path,
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -433,6 +488,8 @@ mod tests {
             &attributes(&method_fn(&file, "old").attrs),
             quote! {
                 #[doc = " Unary `pkg.v1.HelloWorld/Old` on the least-loaded ready channel."]
+                #[doc = ""]
+                #[doc = #NO_POLICY]
                 #[deprecated]
                 #[allow(deprecated)]
             },
@@ -448,7 +505,7 @@ mod tests {
             format!(
                 " Server-streaming `pkg.v1.HelloWorld/Watch`: the stream keeps its channel until \
                  it ends; a request the server provably never saw is sent again on another \
-                 connection, {}, as for unary calls.",
+                 connection, {}, as for unary calls.\n\n{NO_POLICY}",
                 retry_bound()
             )
         );
@@ -473,9 +530,11 @@ mod tests {
             "with_send_compressed",
             "tonic_client",
         ] {
-            let err =
-                crate::pooled_client::generate(&service(vec![method(name, "X", false, false)]))
-                    .expect_err(name);
+            let err = crate::pooled_client::generate(
+                &service(vec![method(name, "X", false, false)]),
+                &Policies::default(),
+            )
+            .expect_err(name);
             assert!(
                 err.contains(&format!("would become method `{name}`")),
                 "{err}"

@@ -16,6 +16,7 @@ use prost_build::Service;
 use quote::{format_ident, quote};
 
 use crate::methods::{self, retry_bound};
+use crate::policy::Policies;
 
 /// The runtime's support module, the one path through which generated code reaches
 /// `grpc_pool`.
@@ -42,14 +43,14 @@ pub(crate) fn pooled_client_name(service: &Service) -> String {
 ///
 /// Errors (as a message) when an RPC name collides with one of the client's own methods or a
 /// message type is not a Rust type path.
-pub(crate) fn generate(service: &Service) -> Result<TokenStream, String> {
+pub(crate) fn generate(service: &Service, policies: &Policies) -> Result<TokenStream, String> {
     let full_name = full_service_name(service);
     let pooled = format_ident!("{}", pooled_client_name(service));
     let p = runtime();
 
     let mut rpcs = Vec::with_capacity(service.methods.len());
     for method in &service.methods {
-        rpcs.push(methods::generate(service, method, &full_name)?);
+        rpcs.push(methods::generate(service, method, &full_name, policies)?);
     }
     let docs = struct_docs(service, &full_name);
     let constructors = constructors(&full_name);
@@ -244,6 +245,7 @@ pub(crate) fn naive_snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::NO_POLICY;
     use crate::testing::{
         assert_tokens, attributes, client, client_with, compact, doc_text, method, method_fn,
         non_doc_attributes, service, signature,
@@ -349,7 +351,7 @@ mod tests {
             method("c", "C", true, false),
             method("d", "D", true, true),
         ]);
-        let code = compact(&generate(&s).expect("generates"));
+        let code = compact(&generate(&s, &Policies::default()).expect("generates"));
         let file = client(&s);
         assert!(
             file.items
@@ -433,6 +435,8 @@ mod tests {
                 #[doc = " No leading space."]
                 #[doc = ""]
                 #[doc = " Unary `pkg.v1.HelloWorld/SayHello` on the least-loaded ready channel."]
+                #[doc = ""]
+                #[doc = #NO_POLICY]
             },
         );
     }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::error::build_error;
 
-/// Checks the names of the service config at `path` against `fds`.
-pub(crate) fn check(path: &Path, fds: &FileDescriptorSet) -> io::Result<()> {
+/// Checks the names of the service config at `path` against `fds`; returns its JSON.
+pub(crate) fn check(path: &Path, fds: &FileDescriptorSet) -> io::Result<Value> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| {
         build_error(
@@ -58,7 +58,7 @@ pub(crate) fn check(path: &Path, fds: &FileDescriptorSet) -> io::Result<()> {
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(root)
     } else {
         Err(build_error(io::ErrorKind::InvalidInput, errors.join("\n")))
     }
@@ -115,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("svc.json");
         std::fs::write(&path, text).unwrap();
-        check(&path, &fds())
+        check(&path, &fds()).map(drop)
     }
 
     #[test]

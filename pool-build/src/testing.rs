@@ -41,7 +41,8 @@ pub(crate) fn service(methods: Vec<Method>) -> Service {
 
 /// The generated client for `service`, parsed.
 pub(crate) fn client(service: &Service) -> syn::File {
-    let tokens = crate::pooled_client::generate(service).expect("generates");
+    let tokens = crate::pooled_client::generate(service, &crate::policy::Policies::default())
+        .expect("generates");
     syn::parse2(tokens).expect("generated code parses")
 }
 

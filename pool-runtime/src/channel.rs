@@ -154,7 +154,7 @@ impl tower_service::Service<http::Request<Body>> for PooledChannel {
             });
         }
         // A call under a retry policy learns here when it is committed (response headers).
-        let commit = if self.slot.policies {
+        let commit = if self.slot.signals.commits.load(Ordering::Relaxed) {
             request.extensions().get::<Commit>().cloned()
         } else {
             None

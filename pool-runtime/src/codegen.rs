@@ -18,7 +18,7 @@ pub use crate::named::PoolDefaults;
 pub use crate::options::ClientOptions;
 pub use crate::pool::Pool;
 pub use crate::replay::RequestStream;
-pub use crate::retry::{streaming, unary};
+pub use crate::retry::{streaming, unary, DefaultPolicy};
 pub use crate::PooledClient;
 
 /// The `#[grpc_pool]` settings read by generated `PooledXClient::connect` by bare name.

@@ -69,6 +69,9 @@ impl Pool {
         let settings = Arc::new(settings);
         let span = tracing::info_span!("grpc_pool", pool = %settings.name);
         let signals = Arc::new(Signals::default());
+        signals
+            .commits
+            .store(settings.service_config.is_some(), Ordering::Relaxed);
         let metrics = Arc::new(PoolMetrics::new(&settings.name));
         let cancel = CancellationToken::new();
         #[cfg(feature = "etcd")]

@@ -59,6 +59,7 @@ pub async fn unary<M, R, F, Fut>(
     pool: &Pool,
     options: &ClientOptions,
     method: &'static str,
+    default: Option<&'static DefaultPolicy>,
     request: Request<M>,
     mut call: F,
 ) -> Result<Response<R>, Status>
@@ -80,7 +81,7 @@ where
         };
         return hedged(pool, method, plan, (metadata, extensions, message), call).await;
     }
-    let retry = policy.and_then(|p| p.retry.as_ref());
+    let retry = retry_policy(shared, policy, default);
     let throttle = shared.throttle.as_ref().filter(|_| retry.is_some());
     // Attempts made under the retry policy (transparent retries do not count).
     let mut tally = Tally::new(shared, retry.is_some());
@@ -399,6 +400,59 @@ fn at_deadline(status: Status, deadline: Option<Instant>) -> Status {
     }
 }
 
+/// A method's default retry policy, compiled in by `grpc-pool-build` (its
+/// `retry_idempotent` option, for methods the .proto marks `idempotency_level = IDEMPOTENT`
+/// or `NO_SIDE_EFFECTS`): the policy's JSON, parsed on first use.
+#[derive(Debug)]
+pub struct DefaultPolicy {
+    json: &'static str,
+    parsed: std::sync::OnceLock<Option<RetryPolicy>>,
+}
+
+impl DefaultPolicy {
+    /// The policy `json` (a service config's `retryPolicy` object).
+    pub const fn new(json: &'static str) -> Self {
+        Self {
+            json,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The policy; `None` (reported once) if the JSON does not parse, which the build
+    /// already checked, so only a generator and runtime of different versions get there.
+    fn get(&self) -> Option<&RetryPolicy> {
+        self.parsed
+            .get_or_init(|| {
+                crate::service_config::parse_retry_policy("default retry policy", self.json)
+                    .inspect_err(|e| tracing::error!(error = %e, "ignoring a generated method's default retry policy"))
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The retry policy of a call: the service config's for its method (the entry naming it,
+/// its service or the default), else, when that entry sets no hedging either, the method's
+/// generated default.
+fn retry_policy<'a>(
+    shared: &crate::shared::Shared,
+    config: Option<&'a MethodConfig>,
+    default: Option<&'static DefaultPolicy>,
+) -> Option<&'a RetryPolicy> {
+    if let Some(retry) = config.and_then(|c| c.retry.as_ref()) {
+        return Some(retry);
+    }
+    if config.is_some_and(|c| c.hedging.is_some()) {
+        return None;
+    }
+    let retry = default?.get()?;
+    // Channels now look for the commit mark this call carries.
+    if !shared.signals.commits.load(Ordering::Relaxed) {
+        shared.signals.commits.store(true, Ordering::Relaxed);
+    }
+    Some(retry)
+}
+
 /// The service config's entry for `method`, if any.
 fn method_config<'p>(pool: &'p Pool, method: &str) -> Option<&'p MethodConfig> {
     let config = pool.shared().settings.service_config.as_ref()?;
@@ -547,6 +601,7 @@ pub async fn streaming<M, S, R, F, Fut>(
     pool: &Pool,
     options: &ClientOptions,
     method: &'static str,
+    default: Option<&'static DefaultPolicy>,
     request: Request<S>,
     mut call: F,
 ) -> Result<Response<R>, Status>
@@ -569,7 +624,7 @@ where
             metadata.insert("grpc-timeout", timeout_value(left));
         }
     };
-    let Some(retry) = policy.and_then(|p| p.retry.as_ref()) else {
+    let Some(retry) = retry_policy(shared, policy, default) else {
         let channel = crate::balance::checkout(shared, &[], deadline, wait_for_ready).await?;
         if policy.is_some_and(|p| p.timeout.is_some()) {
             set_timeout(&mut metadata);

@@ -178,6 +178,18 @@ pub(crate) fn parse(field: &str, text: &str) -> Result<ServiceConfig, ConfigErro
     Ok(config)
 }
 
+/// Parses one `retryPolicy` object (a default `grpc-pool-build` compiled into a generated
+/// method); errors name `field`.
+pub(crate) fn parse_retry_policy(field: &str, text: &str) -> Result<RetryPolicy, ConfigError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::invalid(field, text, format!("is not valid JSON ({e})")))?;
+    let mut p = Parser {
+        field,
+        unknown: Vec::new(),
+    };
+    p.retry_policy("retryPolicy", &value)
+}
+
 struct Parser<'a> {
     field: &'a str,
     unknown: Vec<String>,

@@ -45,6 +45,10 @@ pub(crate) struct Signals {
     pub(crate) probes: Probes,
     /// A slot warned that health checks cannot be used (once per pool).
     pub(crate) health_warned: AtomicBool,
+    /// Calls may carry a retry policy's [`Commit`](crate::retry::Commit), which channels then
+    /// look for: set when the pool has a service config, or when a call comes with a
+    /// generated method's default retry policy. Until then no call pays for the lookup.
+    pub(crate) commits: AtomicBool,
     /// The keepalive interval of new connections, raised by `too_many_pings`.
     pub(crate) keepalive: Keepalive,
 }

@@ -55,9 +55,6 @@ pub(crate) struct Slot {
     last_error: Mutex<Option<String>>,
     /// Call outcomes for outlier detection (`None`: the pool has none).
     pub(crate) outcomes: Option<crate::outlier::Outcomes>,
-    /// Whether the pool has a service config, so calls may carry a retry policy's
-    /// [`Commit`](crate::retry::Commit) (otherwise no call looks for one).
-    pub(crate) policies: bool,
     /// How fast the slot's connection answers (see [`crate::latency`]).
     pub(crate) latency: crate::latency::Latency,
     /// Set while outlier detection ejects the slot's address: it takes no new calls.
@@ -77,7 +74,6 @@ impl Slot {
     ) -> Self {
         let endpoint = settings.endpoints[endpoint_index].clone();
         Self {
-            policies: settings.service_config.is_some(),
             outcomes: settings
                 .outlier_detection()
                 .map(|_| crate::outlier::Outcomes::default()),

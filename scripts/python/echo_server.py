@@ -112,6 +112,9 @@ def make_servicer(pb2, pb2_grpc, default_delay_ms: int):
             count = int(previous) if previous.isdigit() else 0
             return pb2.EchoReply(message=request.message, peer=context.peer(), count=count)
 
+        def Lookup(self, request, context):
+            return self.Unary(request, context)
+
         def ServerStream(self, request, context):
             for i in range(request.count):
                 if i and request.interval_ms:

@@ -246,6 +246,10 @@ impl Echo for EchoService {
         }))
     }
 
+    async fn lookup(&self, req: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        self.unary(req).await
+    }
+
     type ServerStreamStream = ReplyStream;
 
     async fn server_stream(

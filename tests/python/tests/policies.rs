@@ -71,6 +71,45 @@ async fn grpcio_sees_the_attempt_count_and_its_pushback_is_honoured() {
     assert!(again.is_ok(), "{again:?}");
 }
 
+/// `Lookup` is marked idempotent in echo.proto and retried by the default policy compiled in
+/// by grpc-pool-build (the pool has no service config): grpcio sees the attempt count, and a
+/// call whose response headers arrived is committed the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protos_idempotent_method_is_retried_by_default_and_committed_at_headers() {
+    const TEST: &str =
+        "the_protos_idempotent_method_is_retried_by_default_and_committed_at_headers";
+    let Some(server) = PyEchoServer::start_or_skip(TEST, ServerOptions::default()).await else {
+        return;
+    };
+    let config = PoolConfig::builder()
+        .preset(Preset::Test)
+        .endpoint(&server.uri())
+        .name("python-idempotent")
+        .size(2)
+        .build()
+        .expect("valid config");
+    let client = PooledEchoClient::new(Pool::start(config).await.expect("pool starts"));
+    // The headers-then-fail call first: before any call used the default, nothing in the
+    // pool looked for commits.
+    let status = client
+        .lookup(failing("headers-then-fail", 1))
+        .await
+        .expect_err("a committed call is not retried");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let reply = client
+        .lookup(failing("idempotent", 2))
+        .await
+        .expect("the third attempt succeeds")
+        .into_inner();
+    assert_eq!(reply.count, 2, "grpcio saw grpc-previous-rpc-attempts");
+    // Unary is not marked idempotent: no default policy.
+    let status = client
+        .unary(failing("not idempotent", 1))
+        .await
+        .expect_err("not retried");
+    assert_eq!(status.code(), Code::Unavailable);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_committed_once_grpcio_sent_response_headers() {
     const TEST: &str = "a_call_is_committed_once_grpcio_sent_response_headers";
