@@ -46,8 +46,22 @@
 //!   A server stream is retried only until its response starts; then it keeps its channel
 //!   until it ends or is dropped.
 //! - **Client-streaming** and **bidirectional** methods check out a channel once and keep it
-//!   until the call ends or is dropped; they are never retried, since a stream's messages
-//!   cannot be sent twice.
+//!   until the call ends or is dropped. Without a retry policy they are never sent again;
+//!   under one, the runtime keeps the messages sent (up to 256 KiB) and sends them again on
+//!   a retry before the response headers arrive.
+//!
+//! # Call policies
+//!
+//! The pool's gRPC service config (per-method `timeout`, `waitForReady`, `retryPolicy`,
+//! `hedgingPolicy`) applies to every generated method. Two build options tie it to the
+//! protos:
+//!
+//! - [`Builder::service_config`] checks a service config file's names against the compiled
+//!   services and methods (the build fails at the file's line), and the generated docs of
+//!   each method state what the file gives it;
+//! - [`Builder::retry_idempotent`] gives every method the .proto marks `option
+//!   idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS` a default [`RetryPolicy`], which a
+//!   retry or hedging policy of the pool's service config replaces.
 //!
 //! # Limits
 //!

@@ -28,12 +28,21 @@ fn generate_err(proto: &str) -> std::io::Error {
     err
 }
 
+/// The default retry policy of the golden file's idempotent methods.
+fn idempotent_policy() -> grpc_pool_build::RetryPolicy {
+    grpc_pool_build::RetryPolicy::new(3).initial_backoff(std::time::Duration::from_millis(50))
+}
+
 /// The whole generated file for `greeter.proto` (messages, tonic client and server, pooled
-/// client) is pinned in `tests/golden/golden.v1.rs`. `UPDATE_GOLDEN=1` rewrites it; review the
-/// diff.
+/// client, with a default retry policy for its idempotent `Lookup`) is pinned in
+/// `tests/golden/golden.v1.rs`. `UPDATE_GOLDEN=1` rewrites it; review the diff.
 #[test]
 fn generated_file_matches_golden() {
-    let generated = generate(grpc_pool_build::configure(), "greeter.proto", "golden.v1");
+    let generated = generate(
+        grpc_pool_build::configure().retry_idempotent(idempotent_policy()),
+        "greeter.proto",
+        "golden.v1",
+    );
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/golden.v1.rs");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &generated).expect("write golden");
@@ -195,4 +204,65 @@ fn missing_out_dir_is_an_error_not_a_panic() {
         .compile_protos(&["greeter.proto"], &[protos()])
         .expect_err("no OUT_DIR");
     assert!(err.to_string().contains("OUT_DIR"), "{err}");
+}
+
+/// Only methods the .proto marks idempotent get the default policy, and only when one is
+/// configured; every method's docs state the policy in effect.
+#[test]
+fn idempotent_methods_get_the_default_retry_policy_and_docs_say_so() {
+    let with = generate(
+        grpc_pool_build::configure().retry_idempotent(idempotent_policy()),
+        "greeter.proto",
+        "golden.v1",
+    );
+    assert_eq!(with.matches("static DEFAULT_POLICY").count(), 1, "{with}");
+    assert!(with.contains(
+        r#"{\"backoffMultiplier\":2.0,\"initialBackoff\":\"0.05s\",\"maxAttempts\":3,\"maxBackoff\":\"1s\",\"retryableStatusCodes\":[\"UNAVAILABLE\"]}"#
+    ));
+    assert!(with.contains(
+        "Marked `idempotency_level = NO_SIDE_EFFECTS` in its .proto, so retried by default: up to \
+         3 attempts on UNAVAILABLE, backoff 0.05s doubling up to 1s"
+    ));
+    let without = generate(grpc_pool_build::configure(), "greeter.proto", "golden.v1");
+    assert!(!without.contains("DEFAULT_POLICY"));
+    assert!(without.contains("(no default retry policy was configured for such methods)"));
+}
+
+/// A service config given to the build is described in the docs of the methods it covers.
+#[test]
+fn the_build_service_config_is_stated_in_method_docs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("svc.json");
+    std::fs::write(
+        &path,
+        r#"{"methodConfig": [{"name": [{"service": "golden.v1.Greeter", "method": "SayHello"}],
+            "timeout": "0.2s",
+            "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let generated = generate(
+        grpc_pool_build::configure().service_config(&path),
+        "greeter.proto",
+        "golden.v1",
+    );
+    assert!(
+        generated.contains("timeout 0.2s, retryPolicy up to 4 attempts on UNAVAILABLE"),
+        "{generated}"
+    );
+}
+
+#[test]
+fn a_bad_default_policy_fails_the_build_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = grpc_pool_build::configure()
+        .retry_idempotent(grpc_pool_build::RetryPolicy::new(9))
+        .out_dir(dir.path())
+        .emit_rerun_if_changed(false)
+        .compile_protos(&[protos().join("greeter.proto")], &[protos()])
+        .expect_err("9 attempts is over gRPC's 5");
+    assert_eq!(
+        err.to_string(),
+        "retry_idempotent: max_attempts must be from 2 (the first attempt counts) to 5 (got 9)"
+    );
 }

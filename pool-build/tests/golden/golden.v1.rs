@@ -213,6 +213,25 @@ pub mod greeter_client {
             req.extensions_mut().insert(GrpcMethod::new("golden.v1.Greeter", "Type"));
             self.inner.unary(req, path, codec).await
         }
+        /// Reads a greeting; safe to send twice.
+        pub async fn lookup(
+            &mut self,
+            request: impl tonic::IntoRequest<super::HelloRequest>,
+        ) -> std::result::Result<tonic::Response<super::HelloReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/golden.v1.Greeter/Lookup");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("golden.v1.Greeter", "Lookup"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -266,6 +285,11 @@ pub mod greeter_server {
             &self,
             request: tonic::Request<()>,
         ) -> std::result::Result<tonic::Response<()>, tonic::Status>;
+        /// Reads a greeting; safe to send twice.
+        async fn lookup(
+            &self,
+            request: tonic::Request<super::HelloRequest>,
+        ) -> std::result::Result<tonic::Response<super::HelloReply>, tonic::Status>;
     }
     /// Says hello.
     #[derive(Debug)]
@@ -565,6 +589,49 @@ pub mod greeter_server {
                     };
                     Box::pin(fut)
                 }
+                "/golden.v1.Greeter/Lookup" => {
+                    #[allow(non_camel_case_types)]
+                    struct LookupSvc<T: Greeter>(pub Arc<T>);
+                    impl<T: Greeter> tonic::server::UnaryService<super::HelloRequest>
+                    for LookupSvc<T> {
+                        type Response = super::HelloReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::HelloRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Greeter>::lookup(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LookupSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -700,6 +767,8 @@ impl PooledGreeterClient {
     /// Greets one person.
     ///
     /// Unary `golden.v1.Greeter/SayHello` on the least-loaded ready channel.
+    ///
+    /// Retry policy: none compiled in; the pool's service config may give one (without it, only a request the server provably never saw is sent again).
     pub async fn say_hello(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
@@ -711,6 +780,7 @@ impl PooledGreeterClient {
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/SayHello",
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -722,6 +792,8 @@ impl PooledGreeterClient {
     /// Greets many times.
     ///
     /// Server-streaming `golden.v1.Greeter/LotsOfReplies`: the stream keeps its channel until it ends; a request the server provably never saw is sent again on another connection, up to 3 times, as for unary calls.
+    ///
+    /// Retry policy: none compiled in; the pool's service config may give one (without it, only a request the server provably never saw is sent again).
     pub async fn lots_of_replies(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
@@ -735,6 +807,7 @@ impl PooledGreeterClient {
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/LotsOfReplies",
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
@@ -744,6 +817,8 @@ impl PooledGreeterClient {
             .await
     }
     /// Client-streaming `golden.v1.Greeter/Collect`: the call keeps its channel until it ends; under a retry policy, a failure before the response is retried while the messages sent fit the 256 KiB retry buffer.
+    ///
+    /// Retry policy: none compiled in; the pool's service config may give one (without it, only a request the server provably never saw is sent again).
     pub async fn collect(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<
@@ -757,6 +832,7 @@ impl PooledGreeterClient {
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/Collect",
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
                     request,
                 ),
@@ -768,6 +844,8 @@ impl PooledGreeterClient {
             .await
     }
     /// Bidirectional `golden.v1.Greeter/Chat`: the call keeps its channel until it ends; under a retry policy, a failure before the response headers is retried while the messages sent fit the 256 KiB retry buffer.
+    ///
+    /// Retry policy: none compiled in; the pool's service config may give one (without it, only a request the server provably never saw is sent again).
     pub async fn chat(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoStreamingRequest<
@@ -783,6 +861,7 @@ impl PooledGreeterClient {
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/Chat",
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoStreamingRequest::into_streaming_request(
                     request,
                 ),
@@ -796,6 +875,8 @@ impl PooledGreeterClient {
     /// A method named with a Rust keyword.
     ///
     /// Unary `golden.v1.Greeter/Type` on the least-loaded ready channel.
+    ///
+    /// Retry policy: none compiled in; the pool's service config may give one (without it, only a request the server provably never saw is sent again).
     pub async fn r#type(
         &self,
         request: impl ::grpc_pool::__private::tonic::IntoRequest<()>,
@@ -807,10 +888,39 @@ impl PooledGreeterClient {
                 &self.pool,
                 &self.options,
                 "/golden.v1.Greeter/Type",
+                ::core::option::Option::None,
                 ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
                 |channel, request| {
                     let mut client = self.tonic_client(channel);
                     async move { client.r#type(request).await }
+                },
+            )
+            .await
+    }
+    /// Reads a greeting; safe to send twice.
+    ///
+    /// Unary `golden.v1.Greeter/Lookup` on the least-loaded ready channel.
+    ///
+    /// Marked `idempotency_level = NO_SIDE_EFFECTS` in its .proto, so retried by default: up to 3 attempts on UNAVAILABLE, backoff 0.05s doubling up to 1s; a retry or hedging policy of the pool's service config for this method replaces it.
+    pub async fn lookup(
+        &self,
+        request: impl ::grpc_pool::__private::tonic::IntoRequest<HelloRequest>,
+    ) -> ::core::result::Result<
+        ::grpc_pool::__private::tonic::Response<HelloReply>,
+        ::grpc_pool::__private::tonic::Status,
+    > {
+        static DEFAULT_POLICY: ::grpc_pool::__private::DefaultPolicy = ::grpc_pool::__private::DefaultPolicy::new(
+            "{\"backoffMultiplier\":2.0,\"initialBackoff\":\"0.05s\",\"maxAttempts\":3,\"maxBackoff\":\"1s\",\"retryableStatusCodes\":[\"UNAVAILABLE\"]}",
+        );
+        ::grpc_pool::__private::unary(
+                &self.pool,
+                &self.options,
+                "/golden.v1.Greeter/Lookup",
+                ::core::option::Option::Some(&DEFAULT_POLICY),
+                ::grpc_pool::__private::tonic::IntoRequest::into_request(request),
+                |channel, request| {
+                    let mut client = self.tonic_client(channel);
+                    async move { client.lookup(request).await }
                 },
             )
             .await
