@@ -124,6 +124,7 @@ async fn in_flight_returns_to_zero_after_a_call_hits_its_deadline() {
         &pool,
         &options,
         "/grpcpool.test.v1.Echo/Unary",
+        None,
         request,
         |ch, req| async move { EchoClient::new(ch).unary(req).await },
     )

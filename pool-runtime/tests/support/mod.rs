@@ -46,6 +46,7 @@ pub async fn unary(pool: &Pool, request: EchoRequest) -> Result<EchoReply, Statu
         pool,
         &options,
         "/grpcpool.test.v1.Echo/Unary",
+        None,
         Request::new(request),
         |channel, request| async move { EchoClient::new(channel).unary(request).await },
     )
