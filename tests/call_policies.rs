@@ -630,6 +630,61 @@ async fn a_client_stream_is_retried_within_the_buffer_and_committed_past_it() {
     assert_eq!(pool.status().retries.policy, 1);
 }
 
+/// A hedged client stream: the messages come one every 20 ms, and the first attempt stalls
+/// once it has read them all. The hedge, sent 50 ms in (mid-stream), gets every message too:
+/// those already sent, from the retry buffer, and the rest as they come, at the same time as
+/// the first attempt. It answers first, and the stalled attempt is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedged_client_stream_sends_every_message_to_each_attempt() {
+    let server = EchoServer::start().await.unwrap();
+    let config = r#"{"methodConfig": [{
+        "name": [{"service": "grpcpool.test.v1.Echo", "method": "ClientStream"}],
+        "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.05s",
+                          "nonFatalStatusCodes": ["UNAVAILABLE"]}
+    }]}"#;
+    let pool = pool(&server, "hedge-client-stream", config).await;
+    let client = PooledEchoClient::new(pool.clone());
+    let messages = futures_util::stream::unfold(0u32, |i| async move {
+        if i == 6 {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The first message makes the server stall the first attempt 3 s at the end.
+        let (delay_ms, slow_attempts) = if i == 0 { (3_000, 1) } else { (0, 0) };
+        let message = EchoRequest {
+            message: format!("m{i}"),
+            delay_ms,
+            slow_attempts,
+            ..Default::default()
+        };
+        Some((message, i + 1))
+    });
+    let started = Instant::now();
+    let reply = tokio::time::timeout(Duration::from_secs(4), client.client_stream(messages))
+        .await
+        .expect("the hedged call hung")
+        .expect("the hedge answers")
+        .into_inner();
+    let took = started.elapsed();
+    assert_eq!(
+        (reply.count, reply.message.as_str()),
+        (6, "m5"),
+        "every message, in order"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    assert_eq!(server.stats().calls(), 2);
+    let status = pool.status();
+    assert_eq!(status.retries.hedges, 1, "{status}");
+    assert_eq!(status.retries.calls_by_attempts, [0, 1, 0, 0, 0]);
+    let cancelled = wait_until(|| server.stats().cancelled() >= 1, Duration::from_secs(2)).await;
+    assert!(cancelled, "the stalled attempt was not cancelled");
+}
+
 /// `Lookup` is marked `idempotency_level = IDEMPOTENT` in echo.proto, and the root build
 /// script gives such methods a default retry policy (3 attempts on UNAVAILABLE): it is
 /// retried in a pool without any service config, while `Unary` is not.

@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::Stream;
 
@@ -21,6 +21,17 @@ struct State<M> {
     bytes: usize,
     /// Messages were pulled past the limit: the call can no longer be sent again.
     overflowed: bool,
+    /// The attempt that pulled past the limit: the only one that can go on (the others
+    /// lack what was not kept).
+    leader: Option<u32>,
+    /// `source` ended: attempts that reach the end of `kept` end too (a stream polled past
+    /// its end may panic).
+    ended: bool,
+    /// Attempts waiting for the next message (hedged attempts run at once). `source` wakes
+    /// only its last poller, so whoever pulls a message wakes the others.
+    waiting: Vec<(u32, Waker)>,
+    /// Attempts made so far (their ids).
+    attempts: u32,
 }
 
 /// The request stream of a call, shared by its attempts.
@@ -39,25 +50,40 @@ where
                 kept: Vec::new(),
                 bytes: 0,
                 overflowed: false,
+                leader: None,
+                ended: false,
+                waiting: Vec::new(),
+                attempts: 0,
             })),
         }
     }
 
-    /// The stream of one attempt: the kept messages, then the rest of the source.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<M>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stream of a new attempt (its id is the count of attempts before it): the kept
+    /// messages, then the rest of the source. Attempts may run at once (hedging): each gets
+    /// every message, in order.
     pub(crate) fn attempt(&self) -> AttemptStream<M> {
+        let mut state = self.lock();
+        let id = state.attempts;
+        state.attempts += 1;
         AttemptStream {
             state: self.state.clone(),
+            id,
             next: 0,
         }
     }
 
     /// Whether every message sent so far is kept (a retry can send the call again).
     pub(crate) fn replayable(&self) -> bool {
-        !self
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .overflowed
+        !self.lock().overflowed
+    }
+
+    /// The attempt the call is committed to because its messages outgrew the buffer, if any.
+    pub(crate) fn leader(&self) -> Option<u32> {
+        self.lock().leader
     }
 }
 
@@ -104,6 +130,7 @@ impl<M> std::fmt::Debug for RequestStream<M> {
 /// One attempt's request stream (see [`Replay::attempt`]).
 pub struct AttemptStream<M> {
     state: Arc<Mutex<State<M>>>,
+    id: u32,
     /// The index of the next kept message this attempt sends.
     next: usize,
 }
@@ -122,7 +149,25 @@ where
             this.next += 1;
             return Poll::Ready(Some(message));
         }
-        match state.source.as_mut().poll_next(cx) {
+        if state.overflowed && state.leader != Some(this.id) {
+            // Another attempt pulled messages this one can no longer get: it must not end
+            // its request early (the server would take a part for the whole). It waits, and
+            // the call, committed to the other attempt, cancels it.
+            return Poll::Pending;
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        let polled = state.source.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Pending => {
+                match state.waiting.iter_mut().find(|(id, _)| *id == this.id) {
+                    Some((_, waker)) => waker.clone_from(cx.waker()),
+                    None => state.waiting.push((this.id, cx.waker().clone())),
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(None) => state.ended = true,
             Poll::Ready(Some(message)) => {
                 if !state.overflowed {
                     let size = message.encoded_len();
@@ -133,13 +178,29 @@ where
                     } else {
                         // Committed: drop what was kept, it can never be sent again.
                         state.overflowed = true;
+                        state.leader = Some(this.id);
                         state.kept = Vec::new();
                         this.next = 0;
                     }
                 }
-                Poll::Ready(Some(message))
             }
-            other => other,
+        }
+        // Something new for the attempts waiting: a message to send, or the end.
+        for (_, waker) in state.waiting.drain(..) {
+            waker.wake();
+        }
+        polled
+    }
+}
+
+impl<M> Drop for AttemptStream<M> {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.waiting.retain(|(id, _)| *id != self.id);
+        // The source may hold this attempt's waker only: wake the others, so one of them
+        // polls it again and leaves its own.
+        for (_, waker) in state.waiting.drain(..) {
+            waker.wake();
         }
     }
 }

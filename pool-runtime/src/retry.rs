@@ -79,7 +79,17 @@ where
             deadline,
             wait_for_ready,
         };
-        return hedged(pool, method, plan, (metadata, extensions, message), call).await;
+        let body = || Some(message.clone());
+        return hedged(
+            pool,
+            method,
+            plan,
+            (metadata, extensions),
+            body,
+            || None,
+            call,
+        )
+        .await;
     }
     let retry = retry_policy(shared, policy, default);
     let throttle = shared.throttle.as_ref().filter(|_| retry.is_some());
@@ -192,16 +202,21 @@ struct Hedge<'a> {
 /// reset). A fatal status ends the call at once; when every attempt failed non-fatally, the
 /// last status is returned. Hedges stop while `retryThrottling` holds half its tokens or
 /// fewer, and a server pushback delays (or, negative, stops) the next hedge.
-async fn hedged<M, R, F, Fut>(
+///
+/// `body` gives each attempt what it sends (`None`: nothing can be sent again, no more
+/// hedges); `committed` names the attempt (by its number, from 0) the call is committed to
+/// once a request stream outgrew the retry buffer: from then on only its outcome counts.
+async fn hedged<X, R, F, Fut>(
     pool: &Pool,
     method: &'static str,
     plan: Hedge<'_>,
-    (mut metadata, extensions, message): (MetadataMap, tonic::Extensions, M),
+    (mut metadata, extensions): (MetadataMap, tonic::Extensions),
+    mut body: impl FnMut() -> Option<X>,
+    committed: impl Fn() -> Option<u32>,
     mut call: F,
 ) -> Result<Response<R>, Status>
 where
-    M: Clone + Send + 'static,
-    F: FnMut(PooledChannel, Request<M>) -> Fut,
+    F: FnMut(PooledChannel, Request<X>) -> Fut,
     Fut: Future<Output = Result<Response<R>, Status>>,
 {
     use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -232,6 +247,11 @@ where
                         continue;
                     }
                 };
+            let Some(message) = body() else {
+                // The request stream outgrew the retry buffer: no attempt can start anew.
+                sent = policy.max_attempts;
+                continue;
+            };
             tried.push(channel.connection_id());
             if let Some(deadline) = plan.deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -243,9 +263,10 @@ where
                 shared.metrics.retried("hedge");
                 debug!(pool = %pool.name(), method, attempt = sent + 1, "hedging");
             }
-            let attempt =
-                Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
-            running.push(call(channel, attempt));
+            let attempt = Request::from_parts(metadata.clone(), extensions.clone(), message);
+            let number = sent;
+            let answer = call(channel, attempt);
+            running.push(async move { (number, answer.await) });
             sent += 1;
             tally.attempts = sent;
             next_hedge = Instant::now() + policy.delay;
@@ -259,7 +280,11 @@ where
         let deadline = plan.deadline.unwrap_or(far);
         tokio::select! {
             done = running.next() => {
-                let Some(result) = done else { continue };
+                let Some((number, result)) = done else { continue };
+                if committed().is_some_and(|leader| leader != number) {
+                    // An attempt the call is no longer committed to: whatever it says.
+                    continue;
+                }
                 match result {
                     Ok(response) => {
                         if let Some(throttle) = throttle {
@@ -271,7 +296,7 @@ where
                         let status = at_deadline(status, plan.deadline);
                         let non_fatal = policy.non_fatal.contains(status.code())
                             || never_sent(&status).is_some();
-                        if !non_fatal {
+                        if !non_fatal || committed().is_some() {
                             return Err(status);
                         }
                         if let Some(throttle) = throttle {
@@ -596,7 +621,9 @@ fn timeout_value(left: Duration) -> MetadataValue<tonic::metadata::Ascii> {
 /// the call once, with the caller's stream as it is. Under a `retryPolicy`, the messages sent
 /// are kept up to 256 KiB ([`crate::replay`]): a failure before the response headers (and
 /// before the limit) is retried like a unary call, the kept messages sent first; past the
-/// limit, the call is committed.
+/// limit, the call is committed. Under a `hedgingPolicy`, hedged attempts run at once, each
+/// sent every message in order; once the messages outgrow the buffer, the call is committed
+/// to the attempt that went past it (the others wait to be cancelled) and no more hedges go.
 pub async fn streaming<M, S, R, F, Fut>(
     pool: &Pool,
     options: &ClientOptions,
@@ -624,6 +651,30 @@ where
             metadata.insert("grpc-timeout", timeout_value(left));
         }
     };
+    if let Some(hedging) = policy.and_then(|p| p.hedging.as_ref()) {
+        let plan = Hedge {
+            policy: hedging,
+            deadline,
+            wait_for_ready,
+        };
+        let replay = Replay::new(source);
+        let body = || {
+            replay
+                .replayable()
+                .then(|| RequestStream::Replayed(replay.attempt()))
+        };
+        let committed = || replay.leader();
+        return hedged(
+            pool,
+            method,
+            plan,
+            (metadata, extensions),
+            body,
+            committed,
+            call,
+        )
+        .await;
+    }
     let Some(retry) = retry_policy(shared, policy, default) else {
         let channel = crate::balance::checkout(shared, &[], deadline, wait_for_ready).await?;
         if policy.is_some_and(|p| p.timeout.is_some()) {

@@ -291,6 +291,9 @@ impl Echo for EchoService {
         // A message with `fail_attempts` fails the call once the whole stream was read (retry
         // tests: the client has sent everything by then).
         let mut fail_at_end = None;
+        // A message with `slow_attempts` stalls the first attempts (`delay_ms`) once the
+        // whole stream was read (hedging tests).
+        let mut slow_at_end = None;
         while let Some(msg) = inbound.next().await {
             let msg = msg?;
             if msg.fail_attempts > 0 {
@@ -298,8 +301,16 @@ impl Echo for EchoService {
             } else {
                 self.check_fail(msg.fail_code)?;
             }
+            if msg.slow_attempts > 0 {
+                slow_at_end.get_or_insert_with(|| msg.clone());
+            }
             count += 1;
             last = msg.message;
+        }
+        if let Some(msg) = slow_at_end {
+            if self.seen(&format!("slow:{}", msg.message)) <= msg.slow_attempts {
+                self.pause(msg.delay_ms).await;
+            }
         }
         if let Some(msg) = fail_at_end {
             self.check_unary_fail(&msg)?;
