@@ -204,3 +204,85 @@ impl<M> Drop for AttemptStream<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use tokio_stream::wrappers::UnboundedReceiverStream;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll<M>(stream: &mut AttemptStream<M>, waker: &Arc<Count>) -> Poll<Option<M>>
+    where
+        M: prost::Message + Clone + Send + 'static,
+    {
+        let waker = Waker::from(waker.clone());
+        Pin::new(stream).poll_next(&mut Context::from_waker(&waker))
+    }
+
+    /// Two hedged attempts wait at the end of what was sent; a channel's receiver wakes only
+    /// its last poller, so the attempt that pulls the next message wakes the other, which then
+    /// sends it from the buffer. Dropping an attempt wakes the others too.
+    #[test]
+    fn attempts_waiting_together_each_get_every_message() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let replay = Replay::new(UnboundedReceiverStream::new(rx));
+        let (mut a, mut b) = (replay.attempt(), replay.attempt());
+        let (wake_a, wake_b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        assert!(poll(&mut a, &wake_a).is_pending());
+        assert!(poll(&mut b, &wake_b).is_pending());
+        tx.send("one".to_owned()).unwrap();
+        assert_eq!(wake_a.0.load(Ordering::SeqCst), 0, "the source woke only b");
+        assert_eq!(wake_b.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(&mut b, &wake_b), Poll::Ready(Some("one".to_owned())));
+        assert_eq!(wake_a.0.load(Ordering::SeqCst), 1, "b's message woke a");
+        assert_eq!(poll(&mut a, &wake_a), Poll::Ready(Some("one".to_owned())));
+
+        // Both wait again; b goes away, and a is woken to wait on the source itself.
+        assert!(poll(&mut a, &wake_a).is_pending());
+        assert!(poll(&mut b, &wake_b).is_pending());
+        drop(b);
+        assert_eq!(wake_a.0.load(Ordering::SeqCst), 2);
+        assert!(poll(&mut a, &wake_a).is_pending());
+        drop(tx);
+        assert_eq!(poll(&mut a, &wake_a), Poll::Ready(None));
+        // A later attempt replays what was kept, then ends without polling the source again.
+        let mut c = replay.attempt();
+        let wake_c = Arc::new(Count::default());
+        assert_eq!(poll(&mut c, &wake_c), Poll::Ready(Some("one".to_owned())));
+        assert_eq!(poll(&mut c, &wake_c), Poll::Ready(None));
+    }
+
+    /// Past the buffer, the attempt that pulled the overflowing message goes on alone: the
+    /// others wait (to be cancelled) instead of ending their request early.
+    #[test]
+    fn past_the_buffer_only_the_leader_goes_on() {
+        let big = "x".repeat(BUFFER_LIMIT);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let replay = Replay::new(UnboundedReceiverStream::new(rx));
+        let (mut a, mut b) = (replay.attempt(), replay.attempt());
+        let waker = Arc::new(Count::default());
+        tx.send(big.clone()).unwrap();
+        tx.send("small".to_owned()).unwrap();
+        drop(tx);
+        assert_eq!(poll(&mut b, &waker), Poll::Ready(Some(big)));
+        assert!(!replay.replayable());
+        assert_eq!(replay.leader(), Some(1));
+        assert!(poll(&mut a, &waker).is_pending(), "a lacks the message b took");
+        assert_eq!(poll(&mut b, &waker), Poll::Ready(Some("small".to_owned())));
+        assert_eq!(poll(&mut b, &waker), Poll::Ready(None));
+        assert!(poll(&mut a, &waker).is_pending());
+    }
+}
