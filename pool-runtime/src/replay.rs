@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(poll(&mut b, &waker), Poll::Ready(Some(big)));
         assert!(!replay.replayable());
         assert_eq!(replay.leader(), Some(1));
-        assert!(poll(&mut a, &waker).is_pending(), "a lacks the message b took");
+        assert!(
+            poll(&mut a, &waker).is_pending(),
+            "a lacks the message b took"
+        );
         assert_eq!(poll(&mut b, &waker), Poll::Ready(Some("small".to_owned())));
         assert_eq!(poll(&mut b, &waker), Poll::Ready(None));
         assert!(poll(&mut a, &waker).is_pending());
