@@ -40,6 +40,16 @@ async fn pool(server: &EchoServer, name: &str, service_config: &str) -> Pool {
     support::start(config).await
 }
 
+/// The `grpc-previous-rpc-attempts` the server saw, call by call ("" for none).
+fn attempts_seen(server: &EchoServer) -> Vec<String> {
+    server
+        .stats()
+        .headers()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
+}
+
 /// A request the server fails with `code` the first `fails` times it sees `message`.
 fn failing(message: &str, code: Code, fails: u32) -> EchoRequest {
     EchoRequest {
@@ -71,12 +81,7 @@ async fn a_call_failing_twice_succeeds_on_the_third_attempt_and_the_server_sees_
         "{}",
         pool.status()
     );
-    let attempts: Vec<String> = server
-        .stats()
-        .headers()
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let attempts = attempts_seen(&server);
     assert_eq!(attempts, ["", "1", "2"], "the first attempt carries none");
     // Each attempt went to another connection (3 channels, all READY).
     let connections = server.stats().connections();
@@ -386,12 +391,7 @@ async fn a_hedge_answers_when_the_first_attempt_stalls_and_the_stalled_one_is_ca
     assert_eq!(server.stats().calls(), 2);
     assert_eq!(pool.status().retries.hedges, 1, "{}", pool.status());
     assert_eq!(pool.status().retries.calls_by_attempts, [0, 1, 0, 0, 0]);
-    let attempts: Vec<String> = server
-        .stats()
-        .headers()
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let attempts = attempts_seen(&server);
     assert_eq!(attempts, ["", "1"]);
     // The stalled attempt is cancelled, not left running.
     let cancelled = wait_until(|| server.stats().cancelled() >= 1, Duration::from_secs(2)).await;
@@ -700,12 +700,7 @@ async fn an_idempotent_method_is_retried_by_the_policy_compiled_in() {
         .expect("the third attempt succeeds");
     assert_eq!(reply.into_inner().message, "idempotent");
     assert_eq!(server.stats().calls(), 3);
-    let attempts: Vec<String> = server
-        .stats()
-        .headers()
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let attempts = attempts_seen(&server);
     assert_eq!(attempts, ["", "1", "2"]);
     assert_eq!(pool.status().retries.calls_by_attempts, [0, 0, 1, 0, 0]);
 

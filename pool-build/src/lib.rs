@@ -82,6 +82,9 @@ mod service_config;
 // The file belongs to the runtime crate, which formats it.
 // A symlink to the runtime's table of settings, so `cargo package` ships a copy.
 mod rules;
+// A symlink to the runtime's status code names and attempt limit, for checking
+// `retry_idempotent` policies.
+mod status_codes;
 #[cfg(test)]
 mod testing;
 

@@ -9,6 +9,7 @@ use prost_types::method_options::IdempotencyLevel;
 use serde_json::Value;
 
 use crate::error::build_error;
+use crate::status_codes::{CODE_NAMES, MAX_ATTEMPTS};
 
 /// A gRPC retry policy (gRFC A6), the `retryPolicy` of a service config, written in code for
 /// [`Builder::retry_idempotent`](crate::Builder::retry_idempotent).
@@ -30,30 +31,6 @@ pub struct RetryPolicy {
     backoff_multiplier: f64,
     retryable_status_codes: Vec<String>,
 }
-
-/// gRPC's status code names, by number (the service config's spelling).
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-/// The most attempts gRPC allows a policy (larger values are lowered to it at run time).
-const MAX_ATTEMPTS: u32 = 5;
 
 impl RetryPolicy {
     /// `max_attempts` in all, the first included (2 to 5), retrying `UNAVAILABLE` after

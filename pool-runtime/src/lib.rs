@@ -108,6 +108,7 @@ mod shared;
 mod signals;
 mod slot;
 mod status;
+mod status_codes;
 mod transport;
 mod worker;
 

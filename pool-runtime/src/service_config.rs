@@ -19,8 +19,8 @@ use crate::outlier::{FailurePercentageEjection, OutlierDetection, SuccessRateEje
 /// The name of gRFC A50's policy in `loadBalancingConfig`.
 const OUTLIER_DETECTION: &str = "outlier_detection_experimental";
 
-/// The most attempts a policy may ask for; larger values are lowered to it (gRFC A6).
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
+use crate::status_codes::CODE_NAMES;
+pub(crate) use crate::status_codes::MAX_ATTEMPTS;
 
 /// A parsed service config.
 #[derive(Debug, Default, PartialEq)]
@@ -97,27 +97,6 @@ impl Codes {
         self.0 & (1 << (code as u32)) != 0
     }
 }
-
-/// The canonical names of the status codes, by number.
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 impl ServiceConfig {
     /// The config of a call to `path` (`/package.Service/Method`): the entry naming that

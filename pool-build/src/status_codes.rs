@@ -1,0 +1,1 @@
+../../pool-runtime/src/status_codes.rs
